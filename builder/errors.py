@@ -1,0 +1,78 @@
+"""The one exception tree of pybuild.
+
+Every error a user can cause derives from PybuildError; cli.py is the only place that turns
+them into messages and exit codes.  Anything else escaping is an internal error (a bug).
+"""
+
+from __future__ import annotations
+
+
+class PybuildError(Exception):
+    """Root of every expected failure.  ``exit_code`` is what cli.py exits with."""
+
+    exit_code = 1
+
+
+class BuildfileError(PybuildError):
+    """A Buildfile could not be parsed or planned.  Says FILE:LINE:COL and shows a caret."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, file: str, line: int, column: int,
+                 source_line: str = "", hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.file = file
+        self.line = line
+        self.column = column
+        self.source_line = source_line
+        self.hint = hint
+
+    def __str__(self) -> str:
+        text = f"{self.file}:{self.line}:{self.column}: {self.message}"
+        if self.source_line:
+            shown = self.source_line.expandtabs(1).rstrip("\n")
+            text += f"\n    {shown}\n    {' ' * max(self.column - 1, 0)}^"
+        if self.hint:
+            text += f"\n{self.hint}"
+        return text
+
+
+class ContextError(PybuildError):
+    """An ADD/COPY source is missing, unreadable or outside the build context."""
+
+
+class StepError(PybuildError):
+    """A build step failed.  ``str()`` is ``step N/M: RUN <cmd>: exit code X``."""
+
+    def __init__(self, *, step: int, total: int, instruction: str, reason: str,
+                 exit_code: int | None = None) -> None:
+        super().__init__(reason)
+        self.step = step
+        self.total = total
+        self.instruction = instruction
+        self.reason = reason
+        self.returncode = exit_code
+
+    def __str__(self) -> str:
+        return f"step {self.step}/{self.total}: {self.instruction}: {self.reason}"
+
+
+class LayerError(PybuildError):
+    """A layer could not be captured or unpacked (unsafe entry, bad tar, I/O failure)."""
+
+
+class StoreError(PybuildError):
+    """The image store is missing something or could not be written."""
+
+
+class ImageNotFound(StoreError):
+    """No image with that name, tag or id in the store."""
+
+
+class ArchiveError(PybuildError):
+    """A docker-archive / OCI archive / rootfs tarball is malformed or fails verification."""
+
+
+class SandboxError(PybuildError):
+    """The RUN sandbox (namespaces, mounts, chroot) could not be set up."""
