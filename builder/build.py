@@ -1,0 +1,207 @@
+"""The build orchestrator: Buildfile → steps → layers and config → a stored, tagged image.
+
+Handlers (dispatch.py, one per instruction) decide *what* a step does; this module owns the
+effects they share: mounting the union over the current layers, capturing the upper dir as a
+layer, committing it to the store, and recording history.  No format logic lives here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from builder import image as img
+from builder.buildfile.instructions import Buildfile
+from builder.buildlog import BuildLog, human_size
+from builder.digest import EMPTY_LAYER_DIFF_ID, chain_id, chain_ids, sha256_bytes
+from builder.errors import ImageNotFound, StepError, StoreError
+from builder.image import History, ImageConfig
+from builder.layer import sandbox
+from builder.layer.capture import capture
+from builder.layer.overlay import OverlayMount
+from builder.layer.stack import LayerStack
+from builder.store import Store
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    buildfile: Path
+    context: Path
+    tags: tuple[str, ...] = ()
+    no_cache: bool = False        # accepted; every step runs (the build cache is issue #4)
+
+
+@dataclass(frozen=True)
+class State:
+    """The image being built after some steps."""
+
+    config: ImageConfig
+    chain: tuple[str, ...] = ()   # chain IDs of its layers, base first
+    cmd_set: bool = False         # a CMD was given in this stage (ENTRYPOINT then keeps Cmd)
+
+
+@dataclass(frozen=True)
+class StepRef:
+    number: int
+    total: int
+    original: str
+
+
+class Build:
+    """One build session.  ``run`` returns the new image ID; nothing is tagged on failure."""
+
+    def __init__(self, store: Store, options: BuildOptions, log: BuildLog) -> None:
+        self.store = store
+        self.options = options
+        self.log = log
+        self._stage: Path | None = None
+
+    def run(self, buildfile: Buildfile) -> str:
+        from builder.dispatch import dispatch        # handlers import this module's types
+        for warning in getattr(buildfile, "warnings", ()):
+            self.log.warn(warning)
+        total = len(buildfile.instructions)
+        state: State | None = None
+        with self._staging():
+            for n, inst in enumerate(buildfile.instructions, start=1):
+                step = StepRef(n, total, inst.original)
+                self.log.step(n, total, inst.original)
+                state = dispatch(self, state, inst, step)
+                self.log.note(_short(self.image_id_of(state.config)))
+        assert state is not None, "a parsed Buildfile has at least one instruction"
+        image_id = self.commit_image(state)
+        for tag in self.options.tags:
+            self.store.set_tag(tag, image_id)
+        return image_id
+
+    # -- effects the handlers use ------------------------------------------------------------
+    def load_base(self, ref: str) -> State:
+        """The state after ``FROM ref``: a stored image (with docker's default PATH added)."""
+        if ref == "scratch":
+            return State(config=img.empty_config())
+        try:
+            image_id = self.store.resolve(ref)
+        except ImageNotFound:
+            raise ImageNotFound(f"base image {ref} is not in the store "
+                                f"(create it with `pybuild import` or `pybuild load`)") from None
+        cfg = img.ensure_default_path(img.parse_config(self.store.image_config(image_id)))
+        chain = tuple(chain_ids(cfg.diff_ids))
+        for cid in chain:
+            if not self.store.has_layer(cid):
+                raise StoreError(f"base image {ref}: layer {cid} is missing from the store")
+        return State(config=cfg, chain=chain)
+
+    def run_command(self, state: State, step: StepRef, argv: tuple[str, ...], created_by: str) -> State:
+        """RUN: execute ``argv`` chrooted over the union; capture what it changed."""
+        def action(mount: OverlayMount, step_dir: Path) -> None:
+            init = step_dir / "init"
+            sandbox.make_init_layer(init, self._stack(state), _sandbox_files())
+            mount = replace(mount, lowers=(os.path.relpath(init, self.store.root),) + mount.lowers)
+            hostname = secrets.token_hex(6)     # docker uses the container's short id
+            env = state.config.config.env
+            if state.config.config.env_get("HOSTNAME") is None:
+                env += (f"HOSTNAME={hostname}",)
+            spec = sandbox.RunSpec(argv=argv, env=env,
+                                   workdir=state.config.config.working_dir or "/",
+                                   user=state.config.config.user, hostname=hostname)
+            code = sandbox.run(mount, spec, self.log.output, files_dir=step_dir)
+            self.log.end_output()
+            if code != 0:
+                raise StepError(step=step.number, total=step.total, instruction=step.original,
+                                reason=f"exit code {code}", exit_code=code)
+        return self._layer_step(state, created_by, action)
+
+    def change_root(self, state: State, created_by: str, fn: Callable[..., Any], *args: Any) -> State:
+        """ADD/COPY/WORKDIR: call ``fn(merged_dir, *args)`` with the union mounted (no chroot)."""
+        def action(mount: OverlayMount, step_dir: Path) -> None:
+            sandbox.call_in_root(mount, fn, *args)
+        return self._layer_step(state, created_by, action)
+
+    def metadata(self, state: State, run_config: img.RunConfig, created_by: str, **changes: Any) -> State:
+        """A config-only step: new RunConfig, and an empty_layer history entry."""
+        cfg = replace(state.config, config=run_config)
+        cfg = cfg.with_history(History(created_by=created_by, created=img.now_rfc3339(), empty_layer=True))
+        return replace(state, config=cfg, **changes)
+
+    def staging_path(self) -> Path:
+        """This build's staging dir (removed when the build ends), e.g. for downloads."""
+        assert self._stage is not None
+        return self._stage
+
+    def image_id_of(self, cfg: ImageConfig) -> str:
+        return sha256_bytes(img.config_bytes(cfg))
+
+    def commit_image(self, state: State) -> str:
+        data = img.config_bytes(state.config)
+        layers = [(d, self.store.layer_info(c).size) for d, c in zip(state.config.diff_ids, state.chain)]
+        manifest = img.manifest_bytes(config_digest=self.image_id_of(state.config),
+                                      config_size=len(data), layers=layers)
+        return self.store.put_image(data, manifest)
+
+    # -- internals ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _staging(self) -> Iterator[None]:
+        self._stage = self.store.staging_dir("build")
+        try:
+            yield
+        finally:
+            shutil.rmtree(self._stage, ignore_errors=True)
+            self._stage = None
+
+    def _stack(self, state: State) -> LayerStack:
+        return LayerStack(tuple(self.store.layer_dir(c) for c in reversed(state.chain)))
+
+    def _layer_step(self, state: State, created_by: str,
+                    action: Callable[[OverlayMount, Path], None]) -> State:
+        assert self._stage is not None
+        step_dir = Path(self._stage) / f"step-{secrets.token_hex(4)}"
+        step_dir.mkdir()
+        try:
+            for sub in ("upper", "work", "merged", "empty"):
+                (step_dir / sub).mkdir()
+            rel = os.path.relpath(step_dir, self.store.root)
+            lowers = tuple(self.store.short_layer_path(c) for c in reversed(state.chain)) or (f"{rel}/empty",)
+            mount = OverlayMount(lowers=lowers, upper=f"{rel}/upper", work=f"{rel}/work",
+                                 target=str(step_dir / "merged"), cwd=str(self.store.root))
+            action(mount, step_dir)
+            return self._commit_upper(state, step_dir, created_by)
+        finally:
+            shutil.rmtree(step_dir, ignore_errors=True)
+
+    def _commit_upper(self, state: State, step_dir: Path, created_by: str) -> State:
+        tar_path = step_dir / "layer.tar"
+        with open(tar_path, "wb") as out, self.log.bar("capturing layer") as advance:
+            cap = capture(step_dir / "upper", out, on_progress=advance)
+        now = img.now_rfc3339()
+        if cap.diff_id == EMPTY_LAYER_DIFF_ID:
+            cfg = state.config.with_history(History(created_by=created_by, created=now, empty_layer=True))
+            return replace(state, config=cfg)
+        parent = state.chain[-1] if state.chain else None
+        cid = chain_id(parent, cap.diff_id)
+        self.store.commit_layer(chain_id=cid, diff_id=cap.diff_id, parent=parent,
+                                unpacked=step_dir / "upper", tar_path=tar_path, size=cap.size)
+        self.log.note(f"layer {_short(cap.diff_id)} ({human_size(cap.size)}, {len(cap.entries)} entries)")
+        cfg = state.config.with_layer(cap.diff_id, History(created_by=created_by, created=now))
+        return replace(state, config=cfg, chain=state.chain + (cid,))
+
+
+def _short(digest: str) -> str:
+    return digest.removeprefix("sha256:")[:12]
+
+
+def _sandbox_files() -> dict[str, bytes]:
+    """Private copies of the host's resolv.conf and hosts for the RUN sandbox."""
+    files = {}
+    for rel in ("etc/resolv.conf", "etc/hosts"):
+        try:
+            files[rel] = Path("/" + rel).read_bytes()
+        except OSError:
+            files[rel] = b""
+    files["etc/hostname"] = b""
+    return files

@@ -1,0 +1,140 @@
+"""Typed Buildfile instructions: what the parser produces and the planner consumes.
+
+All are frozen dataclasses.  Arguments are kept *raw* (quotes and ``$VAR`` untouched) where
+docker substitutes variables at dispatch time (ENV, LABEL, WORKDIR, USER, EXPOSE, ADD/COPY,
+FROM): the value of a variable depends on earlier steps, so expand.py does it during planning.
+RUN/CMD/ENTRYPOINT text is never expanded by the builder (the shell does it at run time).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where an instruction (or part of one) starts in its Buildfile; lines and columns are 1-based.
+
+    ``source_line`` is the physical line at ``line`` (without its newline), used to draw a caret.
+    ``end_line`` is the last physical line of the instruction (continuations included).
+    """
+
+    file: str
+    line: int
+    column: int
+    source_line: str = ""
+    end_line: int = 0
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A builder flag such as ``--chown=1:1``; ``value`` is None for a bare ``--link``."""
+
+    name: str
+    value: str | None
+
+
+@dataclass(frozen=True)
+class ShellForm:
+    """``RUN echo hi``: the text after the keyword, continuations joined as docker joins them."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ExecForm:
+    """``RUN ["echo", "hi"]``: the decoded JSON array."""
+
+    argv: tuple[str, ...]
+
+
+Command = ShellForm | ExecForm
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """Common part.  ``keyword`` is upper-case (``RUN``); ``original`` is the logical line as
+    docker sees it after joining continuations and dropping comment lines (keyword included)."""
+
+    pos: Position
+    keyword: str
+    original: str
+
+
+@dataclass(frozen=True)
+class From(Instruction):
+    image: str                      # raw, e.g. "pbtest/busybox:base" or "scratch"
+    stage_name: str | None = None   # from "FROM x AS name", lower-cased
+    flags: tuple[Flag, ...] = ()
+
+
+@dataclass(frozen=True)
+class Run(Instruction):
+    command: Command
+    flags: tuple[Flag, ...] = ()
+
+
+@dataclass(frozen=True)
+class Cmd(Instruction):
+    command: Command
+
+
+@dataclass(frozen=True)
+class Entrypoint(Instruction):
+    command: Command
+
+
+@dataclass(frozen=True)
+class Add(Instruction):
+    sources: tuple[str, ...]        # raw words (JSON form already decoded)
+    dest: str
+    flags: tuple[Flag, ...] = ()
+
+
+@dataclass(frozen=True)
+class Copy(Instruction):
+    sources: tuple[str, ...]
+    dest: str
+    flags: tuple[Flag, ...] = ()
+
+
+@dataclass(frozen=True)
+class Env(Instruction):
+    """``ENV K=V K2=V2`` or legacy ``ENV K V W``: (key, raw value) pairs, quotes not yet removed."""
+
+    pairs: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Label(Instruction):
+    pairs: tuple[tuple[str, str], ...]   # raw, quotes not yet removed
+
+
+@dataclass(frozen=True)
+class Workdir(Instruction):
+    path: str                       # raw
+
+
+@dataclass(frozen=True)
+class User(Instruction):
+    user: str                       # raw
+
+
+@dataclass(frozen=True)
+class Expose(Instruction):
+    ports: tuple[str, ...]          # raw words
+
+
+Any = From | Run | Cmd | Entrypoint | Add | Copy | Env | Label | Workdir | User | Expose
+
+
+@dataclass(frozen=True)
+class Buildfile:
+    """A parsed Buildfile: its path (as given) and instructions in order.
+
+    ``warnings`` are ``FILE:LINE: message`` strings for accepted-but-dubious input (a JSON
+    form that fell back to shell form, an ignored ``# syntax=`` directive, …)."""
+
+    path: str
+    instructions: tuple[Instruction, ...]
+    warnings: tuple[str, ...] = ()

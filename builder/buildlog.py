@@ -1,0 +1,76 @@
+"""What a build prints: docker-classic-like step lines, live RUN output, progress bars.
+
+The build calls these methods and never prints by itself; errors are not printed here (cli.py
+does that).  ``quiet`` keeps everything silent except the final image ID, which cli prints.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from collections.abc import Iterator
+from typing import Callable, TextIO
+
+
+class BuildLog:
+    def __init__(self, out: TextIO | None = None, *, quiet: bool = False,
+                 progress: bool | None = None) -> None:
+        self.out = out or sys.stdout
+        self.quiet = quiet
+        self.progress = (sys.stderr.isatty() and not quiet) if progress is None else progress
+        self._prefix = ""
+        self._partial = b""
+
+    def _print(self, text: str) -> None:
+        if not self.quiet:
+            self.out.write(text + "\n")
+            self.out.flush()
+
+    def step(self, number: int, total: int, original: str) -> None:
+        self._prefix = f"[{number}/{total}] "
+        self._print(f"Step {number}/{total} : {original}")
+
+    def note(self, text: str) -> None:
+        """An indented ``--->`` line under the current step."""
+        self._print(f" ---> {text}")
+
+    def warn(self, text: str) -> None:
+        if not self.quiet:
+            sys.stderr.write(f"[WARNING]: {text}\n")
+
+    def output(self, chunk: bytes) -> None:
+        """Live output of a RUN: complete lines are printed at once, prefixed by the step."""
+        data = self._partial + chunk
+        *lines, self._partial = data.split(b"\n")
+        for line in lines:
+            self._print(self._prefix + line.decode("utf-8", errors="replace"))
+
+    def end_output(self) -> None:
+        if self._partial:
+            self._print(self._prefix + self._partial.decode("utf-8", errors="replace"))
+            self._partial = b""
+
+    @contextmanager
+    def bar(self, desc: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+        """A tqdm bar on stderr when it is a terminal; yields an ``advance(nbytes)`` callback."""
+        if not self.progress:
+            yield lambda n: None
+            return
+        from tqdm import tqdm
+        tqdm.monitor_interval = 0        # no monitor thread: RUN forks
+        with tqdm(total=total, desc=desc, unit="B", unit_scale=True, leave=False,
+                  file=sys.stderr) as bar:
+            yield bar.update
+
+
+def human_size(n: int) -> str:
+    """Docker's size format: 1000-based, 3 significant digits (``8.39MB``, ``0B``)."""
+    units = ["B", "kB", "MB", "GB", "TB"]
+    size = float(n)
+    i = 0
+    while size >= 1000 and i < len(units) - 1:
+        size /= 1000
+        i += 1
+    if i == 0:
+        return f"{n}B"
+    return f"{size:.3g}{units[i]}"

@@ -1,0 +1,264 @@
+"""ADD/COPY and WORKDIR: putting files into a rootfs (the merged union of a step).
+
+Runs inside the step's helper process with the union mounted; every destination path is
+resolved through RootDir (openat2 RESOLVE_IN_ROOT), so a symlink in the image never leads a
+copy out of the rootfs.  Docker's classic rules:
+
+- a file source goes to ``dest/<name>`` when dest ends in ``/`` or is an existing directory,
+  else to ``dest`` itself; a directory source's *contents* are merged into dest;
+- copied files are owned 0:0 and keep their permission bits and mtime; missing parent
+  directories are created 0755, root-owned;
+- inside a copied directory, symlinks stay symlinks and hardlinks stay hardlinks;
+- ADD extracts a local tar archive (plain, gzip, bzip2, xz) into dest; a URL is downloaded
+  (mode 0600, mtime from Last-Modified) and never extracted; COPY never extracts.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import os
+import posixpath
+import stat
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder.context import Source
+from builder.errors import ContextError, LayerError
+from builder.layer.root import RootDir, clean, remove_all
+from builder.layer.unpack import extract_archive, open_maybe_compressed
+
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Item:
+    """One thing to copy.  ``mode``/``mtime`` override the source's (downloads)."""
+
+    source: Source
+    extract: bool = False
+    mode: int | None = None
+    mtime: int | None = None
+
+
+def is_archive(source: Source) -> bool:
+    """ADD extracts a file when its (decompressed) content starts with a tar header."""
+    if source.is_dir:
+        return False
+    stream = open_maybe_compressed(source.path)
+    if stream is None:
+        return False
+    stream.close()
+    return True
+
+
+def download(url: str, into: Path) -> Item:
+    """Fetch ``url`` (ADD) into ``into``; the file keeps the URL path's base name."""
+    import requests                                  # only ADD of a URL needs it
+
+    name = posixpath.basename(urllib.parse.urlparse(url).path) or "__unnamed__"
+    target = into / f"download-{hashlib.sha256(url.encode()).hexdigest()[:16]}" / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with requests.get(url, stream=True, timeout=60) as resp:
+            resp.raise_for_status()
+            with open(target, "wb") as f:
+                for chunk in resp.iter_content(CHUNK):
+                    f.write(chunk)
+            modified = resp.headers.get("Last-Modified")
+    except requests.RequestException as e:
+        raise ContextError(f"ADD {url}: download failed: {e}") from e
+    mtime = 0
+    if modified:
+        try:
+            mtime = int(email.utils.parsedate_to_datetime(modified).timestamp())
+        except (TypeError, ValueError):
+            mtime = 0
+    source = Source(path=target, name=name, rel=url, is_dir=False)
+    return Item(source=source, mode=0o600, mtime=mtime)
+
+
+def checksum(items: list[Item]) -> str:
+    """The ``file:<hex>`` / ``dir:<hex>`` / ``multi:<hex>`` part of ADD/COPY's created_by.
+
+    pybuild's own scheme: a file is the sha256 of its content (so ``sha256sum`` shows the
+    same hex); a directory hashes, sorted by path, each entry's path, type, mode, link target
+    and content hash; several sources hash their own checksums in order."""
+    parts = [_item_sum(i) for i in items]
+    if len(parts) == 1:
+        return parts[0]
+    return "multi:" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _item_sum(item: Item) -> str:
+    if not item.source.is_dir:
+        return "file:" + _file_sha(item.source.path)
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(item.source.path):
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, item.source.path)
+            st = os.lstat(full)
+            if stat.S_ISLNK(st.st_mode):
+                body = "l " + os.readlink(full)
+            elif stat.S_ISREG(st.st_mode):
+                body = "f " + _file_sha(full)
+            else:
+                body = "d" if stat.S_ISDIR(st.st_mode) else "o"
+            h.update(f"{rel}\0{stat.S_IMODE(st.st_mode):o}\0{body}\n".encode("utf-8", "surrogateescape"))
+    return "dir:" + h.hexdigest()
+
+
+def _file_sha(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# -- inside the step's helper process -------------------------------------------------------
+def make_workdir(merged: Path, path: str) -> None:
+    """WORKDIR: ``mkdir -p`` inside the rootfs (root-owned, 0755), nothing if it exists."""
+    with RootDir(merged) as root:
+        os.close(root.open_dir(path, create=True))
+
+
+def copy_items(merged: Path, items: list[Item], dest: str) -> None:
+    """Copy every item to ``dest`` (absolute inside the rootfs) by docker's rules."""
+    with RootDir(merged) as root:
+        for item in items:
+            _copy_one(root, merged, item, dest)
+
+
+def _copy_one(root: RootDir, merged: Path, item: Item, dest: str) -> None:
+    src = item.source
+    dest_rel = clean(dest)
+    if item.extract:
+        stream = open_maybe_compressed(src.path)
+        if stream is None:
+            raise LayerError(f"internal error: {src.rel} is no longer an archive")
+        with stream:
+            os.close(root.open_dir(dest_rel, create=True))
+            extract_archive(stream, merged, dest_rel)
+        return
+    if src.is_dir:
+        created = dest_rel != "." and root.lstat(dest_rel) is None
+        os.close(root.open_dir(dest_rel, create=True))
+        _copy_tree(root, src, dest_rel, created_top=created)
+        return
+    existing = root.lstat(dest_rel) if dest_rel != "." else os.stat(merged)
+    into_dir = dest.endswith("/") or dest_rel == "." or (
+        existing is not None and _is_dir_in_root(root, dest_rel))
+    target = posixpath.join(dest_rel, src.name) if into_dir else dest_rel
+    dirfd, name = root.parent_of(target, create=True)
+    try:
+        _write_file(dirfd, name, src.path, item.mode, item.mtime)
+    finally:
+        os.close(dirfd)
+
+
+def _is_dir_in_root(root: RootDir, rel: str) -> bool:
+    try:
+        os.close(root.open_dir(rel))
+        return True
+    except LayerError:
+        return False
+
+
+def _write_file(dirfd: int, name: str, src: Path, mode: int | None, mtime: int | None) -> None:
+    st = os.stat(src)
+    try:
+        old = os.lstat(name, dir_fd=dirfd)
+    except FileNotFoundError:
+        old = None
+    if old is not None:
+        if stat.S_ISDIR(old.st_mode):
+            raise ContextError(f"cannot copy file {src.name} over directory {name}")
+        os.unlink(name, dir_fd=dirfd)
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o600, dir_fd=dirfd)
+    try:
+        with open(src, "rb") as f:
+            while chunk := f.read(CHUNK):
+                os.write(fd, chunk)
+        os.fchown(fd, 0, 0)
+        os.fchmod(fd, stat.S_IMODE(st.st_mode) if mode is None else mode)
+        t = st.st_mtime_ns if mtime is None else mtime * 10**9
+        os.utime(fd, ns=(t, t))
+    finally:
+        os.close(fd)
+
+
+def _copy_tree(root: RootDir, src: Source, dest_rel: str, *, created_top: bool) -> None:
+    """Merge the contents of directory ``src`` into ``dest_rel`` (which exists).  A dest the
+    copy created gets the source directory's mtime; an existing one keeps its own."""
+    links: dict[tuple[int, int], str] = {}
+    dir_times: list[tuple[str, int]] = []
+    top = os.lstat(src.path)
+    for dirpath, dirnames, filenames in os.walk(src.path):
+        dirnames.sort()
+        rel_dir = os.path.relpath(dirpath, src.path)
+        for name in sorted(dirnames + filenames):
+            full = os.path.join(dirpath, name)
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            target = posixpath.join(dest_rel, rel) if dest_rel != "." else rel
+            st = os.lstat(full)
+            dirfd, final = root.parent_of(target)
+            try:
+                if stat.S_ISDIR(st.st_mode):
+                    _make_dir(dirfd, final, st)
+                    dir_times.append((target, st.st_mtime_ns))
+                    continue
+                key = (st.st_dev, st.st_ino)
+                if st.st_nlink > 1 and key in links:
+                    remove_all(dirfd, final)
+                    first_dirfd, first_name = root.parent_of(links[key])
+                    try:
+                        os.link(first_name, final, src_dir_fd=first_dirfd, dst_dir_fd=dirfd,
+                                follow_symlinks=False)
+                    finally:
+                        os.close(first_dirfd)
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    _write_file(dirfd, final, Path(full), None, None)
+                    links[key] = target
+                elif stat.S_ISLNK(st.st_mode):
+                    remove_all(dirfd, final)
+                    os.symlink(os.readlink(full), final, dir_fd=dirfd)
+                    os.chown(final, 0, 0, dir_fd=dirfd, follow_symlinks=False)
+                    os.utime(final, ns=(st.st_mtime_ns, st.st_mtime_ns), dir_fd=dirfd, follow_symlinks=False)
+                elif stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                    remove_all(dirfd, final)
+                    os.mknod(final, st.st_mode, st.st_rdev, dir_fd=dirfd)
+                    os.chown(final, 0, 0, dir_fd=dirfd, follow_symlinks=False)
+                    os.chmod(final, stat.S_IMODE(st.st_mode), dir_fd=dirfd, follow_symlinks=False)
+                # sockets are skipped, as every tar writer does
+            finally:
+                os.close(dirfd)
+    if created_top:
+        dir_times.append((dest_rel, top.st_mtime_ns))
+    for rel, mtime in reversed(dir_times):        # children first, so parents keep theirs
+        if rel == ".":
+            continue
+        dirfd, final = root.parent_of(rel)
+        try:
+            os.utime(final, ns=(mtime, mtime), dir_fd=dirfd, follow_symlinks=False)
+        finally:
+            os.close(dirfd)
+
+
+def _make_dir(dirfd: int, name: str, st: os.stat_result) -> None:
+    try:
+        old = os.lstat(name, dir_fd=dirfd)
+    except FileNotFoundError:
+        old = None
+    if old is not None and not stat.S_ISDIR(old.st_mode):
+        remove_all(dirfd, name)
+        old = None
+    if old is None:
+        os.mkdir(name, 0o700, dir_fd=dirfd)
+        os.chown(name, 0, 0, dir_fd=dirfd, follow_symlinks=False)
+        os.chmod(name, stat.S_IMODE(st.st_mode), dir_fd=dirfd, follow_symlinks=False)

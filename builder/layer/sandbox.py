@@ -1,0 +1,331 @@
+"""Running things over an overlay union without leaving anything behind.
+
+Everything happens in a forked child that first enters new mount, pid, uts and ipc
+namespaces.  The overlay and the sandbox mounts (/proc, a minimal /dev, read-only /sys,
+private copies of the host's resolv.conf and hosts) exist only in that mount namespace, so
+they vanish with it — after a normal exit, a failed command, Ctrl-C or a SIGKILL of pybuild
+(both children carry PR_SET_PDEATHSIG).  The host never sees one of these mounts.
+
+Mount points must not leak into the layer either: they come from an *init layer*, a lower
+directory just above the image (docker's ``-init`` layer), whose directories copy the image's
+own metadata, so a RUN that writes into /etc copies up /etc exactly as it is in the image.
+
+``run`` chroots and execs a command (RUN); ``call_in_root`` runs a Python function on the
+merged dir (ADD, COPY, WORKDIR).  Both return only after every mount is gone.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import pickle
+import secrets
+import signal
+import stat
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from builder import errors
+from builder.layer import overlay
+from builder.layer.overlay import (MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY,
+                                   MS_REMOUNT, MS_STRICTATIME, OverlayMount)
+from builder.layer.stack import LayerStack
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWPID = 0x20000000
+PR_SET_PDEATHSIG = 1
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+#: Placeholders in the init layer: mount points for the sandbox, never part of a layer.
+INIT_DIRS = ("dev", "proc", "sys", "etc")
+INIT_FILES = ("etc/resolv.conf", "etc/hosts", "etc/hostname")
+DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0))
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What to execute inside the chroot."""
+
+    argv: tuple[str, ...]
+    env: tuple[str, ...]           # "K=V", as in the image config
+    workdir: str = "/"
+    user: str = ""                 # "", "uid", "uid:gid", "name", "name:group" (image's passwd)
+    hostname: str = ""
+
+
+def make_init_layer(path: Path, stack: LayerStack, files: dict[str, bytes]) -> None:
+    """Create the init layer at ``path``: mount-point dirs mirroring the image's metadata
+    (mode, owner, mtime), and the placeholder files whose content ``files`` supplies for the
+    bind-mounted copies (they are written beside, in ``path.parent``)."""
+    path.mkdir(mode=0o755)
+    for rel in INIT_DIRS:
+        st = stack.lookup(rel)
+        d = path / rel
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            d.mkdir()
+            os.chown(d, st.st_uid, st.st_gid)
+            os.chmod(d, stat.S_IMODE(st.st_mode))
+            os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns))
+        else:
+            d.mkdir(mode=0o755)
+    for rel in INIT_FILES:
+        (path / rel).touch(mode=0o644)
+        (path.parent / rel.replace("/", "_")).write_bytes(files.get(rel, b""))
+    st = stack.lookup("etc")
+    if st is not None:                      # touching files above changed etc's mtime
+        os.utime(path / "etc", ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def run(mount: OverlayMount, spec: RunSpec, on_output: Callable[[bytes], None], *, files_dir: Path) -> int:
+    """Run ``spec`` chrooted in the union; stream its output (stdout and stderr merged) to
+    ``on_output``; return its exit status (128+N if killed by signal N).  ``files_dir`` holds
+    the private copies of resolv.conf/hosts/hostname that ``make_init_layer`` wrote."""
+    out_r, out_w = os.pipe()
+    ctl_r, ctl_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                          # child: namespaces + mounts
+        os.close(out_r)
+        os.close(ctl_r)
+        _child_run(mount, spec, str(files_dir), out_w, ctl_w)  # never returns
+    os.close(out_w)
+    os.close(ctl_w)
+    try:
+        with os.fdopen(out_r, "rb", buffering=0) as out:
+            while chunk := out.read(65536):
+                on_output(chunk)
+        status = _wait(pid)
+        report = _read_all(ctl_r)
+    except BaseException:
+        _kill_all(pid, ctl_r)
+        raise
+    for line in report.splitlines():
+        kind, _, value = line.partition(b" ")
+        if kind == b"error":
+            raise errors.SandboxError(value.decode(errors="replace"))
+    return status
+
+
+def call_in_root(mount: OverlayMount, fn: Callable[..., Any], *args: Any) -> Any:
+    """Call ``fn(merged_dir, *args)`` in a child with the union mounted on ``mount.target``.
+
+    Returns what ``fn`` returned (it must pickle).  A PybuildError raised by ``fn`` is raised
+    here again with its message; anything else becomes an internal error with its trace."""
+    res_r, res_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(res_r)
+        code = 0
+        try:
+            os.setpgid(0, 0)
+            _enter_namespaces(CLONE_NEWNS)
+            overlay.mount_overlay(mount)
+            try:
+                payload = ("ok", fn(Path(mount.target), *args))
+            finally:
+                overlay.umount(mount.target)
+        except errors.PybuildError as e:
+            payload, code = ("error", type(e).__name__, str(e)), 1
+        except BaseException as e:  # noqa: BLE001 - reported to the parent, not swallowed
+            payload, code = ("internal", type(e).__name__, traceback.format_exc()), 2
+        try:
+            data = pickle.dumps(payload)
+        except Exception:  # noqa: BLE001
+            data, code = pickle.dumps(("internal", "PicklingError", "result does not pickle")), 2
+        with os.fdopen(res_w, "wb") as f:
+            f.write(data)
+        os._exit(code)
+    os.close(res_w)
+    try:
+        data = _read_all(res_r)
+        _wait(pid)
+    except BaseException:
+        _kill_all(pid, None)
+        raise
+    if not data:
+        raise errors.SandboxError("the helper process died without a result")
+    payload = pickle.loads(data)
+    if payload[0] == "ok":
+        return payload[1]
+    if payload[0] == "error":
+        cls = getattr(errors, payload[1], errors.PybuildError)
+        if cls in (errors.BuildfileError, errors.StepError) or not issubclass(cls, errors.PybuildError):
+            cls = errors.PybuildError
+        raise cls(payload[2])
+    raise RuntimeError(f"internal error in sandbox helper ({payload[1]}):\n{payload[2]}")
+
+
+# -- inside the children ------------------------------------------------------------------
+def _enter_namespaces(flags: int) -> None:
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if _libc.unshare(flags) != 0:
+        err = ctypes.get_errno()
+        raise errors.SandboxError(f"unshare: {os.strerror(err)} (pybuild must run as root)")
+    overlay.make_mounts_private()
+
+
+def _child_run(mount: OverlayMount, spec: RunSpec, files_dir: str, out_w: int, ctl_w: int) -> None:
+    code = 125
+    try:
+        os.setpgid(0, 0)            # Ctrl-C goes to pybuild, which then kills us explicitly
+        _enter_namespaces(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC)
+        overlay.mount_overlay(mount)
+        merged = os.path.abspath(mount.target)
+        hostname = spec.hostname or secrets.token_hex(6)
+        _libc.sethostname(hostname.encode(), len(hostname.encode()))
+        _mount_sandbox(merged, files_dir)
+        inner = os.fork()
+        if inner == 0:
+            os.close(ctl_w)
+            _exec_inner(merged, spec, out_w)        # never returns
+        os.close(out_w)
+        os.write(ctl_w, f"pid {inner}\n".encode())
+        code = _wait(inner)
+        for point in overlay.mounts_under(merged):
+            overlay.umount(point, MNT_DETACH if point != merged else 0)
+    except BaseException as e:  # noqa: BLE001 - reported through the control pipe
+        msg = str(e) if isinstance(e, errors.PybuildError) else f"internal error: {e!r}"
+        try:
+            os.write(ctl_w, b"error " + msg.encode(errors="replace") + b"\n")
+        except OSError:
+            pass
+    os._exit(code)
+
+
+def _mount_sandbox(merged: str, files_dir: str) -> None:
+    dev = f"{merged}/dev"
+    overlay.mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k")
+    for name, major, minor in DEVICES:
+        os.mknod(f"{dev}/{name}", 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+        os.chmod(f"{dev}/{name}", 0o666)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx")):
+        os.symlink(target, f"{dev}/{name}")
+    os.mkdir(f"{dev}/pts", 0o755)
+    overlay.mount("devpts", f"{dev}/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+                  "newinstance,ptmxmode=0666,mode=0620")
+    os.mkdir(f"{dev}/shm", 0o1777)
+    overlay.mount("shm", f"{dev}/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k")
+    overlay.mount("sysfs", f"{merged}/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    for rel in INIT_FILES:
+        src = os.path.join(files_dir, rel.replace("/", "_"))
+        overlay.mount(src, f"{merged}/{rel}", None, MS_BIND)
+    overlay.mount(None, f"{merged}/sys", None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+
+
+def _exec_inner(merged: str, spec: RunSpec, out_w: int) -> None:
+    """PID 1 of the new pid namespace: mount /proc, chroot, drop to the user, exec."""
+    try:
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        overlay.mount("proc", f"{merged}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        os.chroot(merged)
+        os.chdir("/")
+        null = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(out_w, 1)
+        os.dup2(out_w, 2)
+        for fd in (null, out_w):
+            if fd > 2:
+                os.close(fd)
+        env = dict(item.partition("=")[::2] for item in spec.env)
+        uid, gid, groups, home = _resolve_user(spec.user)
+        env.setdefault("HOME", home)
+        try:
+            os.chdir(spec.workdir or "/")
+        except OSError as e:
+            raise errors.SandboxError(f"cannot enter working directory {spec.workdir}: {e.strerror}") from e
+        os.setgroups(groups)
+        os.setgid(gid)
+        os.setuid(uid)
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        os.execvpe(spec.argv[0], list(spec.argv), env)
+    except FileNotFoundError:
+        sys.stderr.write(f"exec: {spec.argv[0]}: not found\n")
+        os._exit(127)
+    except BaseException as e:  # noqa: BLE001
+        sys.stderr.write(f"pybuild sandbox: {e}\n")
+        os._exit(126)
+
+
+def _resolve_user(user: str) -> tuple[int, int, list[int], str]:
+    """uid, gid, supplementary groups and home for USER, read from the chroot's own
+    /etc/passwd and /etc/group (never the host's NSS)."""
+    name, _, group = (user or "0").partition(":")
+    passwd = _read_db("/etc/passwd")
+    entry = next((e for e in passwd if e[0] == name or (name.isdigit() and e[2] == name)), None)
+    if name.isdigit():
+        uid = int(name)
+    elif entry is None:
+        raise errors.SandboxError(f"unable to find user {name}: no matching entries in passwd file")
+    else:
+        uid = int(entry[2])
+    gid = int(entry[3]) if entry is not None and entry[3].isdigit() else 0
+    home = entry[5] if entry is not None and len(entry) > 5 and entry[5] else "/"
+    groups_db = _read_db("/etc/group")
+    if group:
+        if group.isdigit():
+            gid = int(group)
+        else:
+            g = next((e for e in groups_db if e[0] == group), None)
+            if g is None:
+                raise errors.SandboxError(f"unable to find group {group}: no matching entries in group file")
+            gid = int(g[2])
+        return uid, gid, [], home
+    login = entry[0] if entry is not None else None
+    supplementary = sorted({int(e[2]) for e in groups_db
+                            if login and len(e) > 3 and login in e[3].split(",") and e[2].isdigit()})
+    return uid, gid, supplementary, home
+
+
+def _read_db(path: str) -> list[list[str]]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
+    except OSError:
+        return []
+
+
+# -- parent-side helpers ------------------------------------------------------------------
+def _wait(pid: int) -> int:
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks)
+
+
+def _kill_all(pid: int, ctl_r: int | None) -> None:
+    """Stop the children now (Ctrl-C, or an error while streaming) and reap them."""
+    inner = None
+    if ctl_r is not None:
+        try:
+            os.set_blocking(ctl_r, False)
+            data = os.read(ctl_r, 65536)
+            for line in data.splitlines():
+                if line.startswith(b"pid "):
+                    inner = int(line[4:])
+        except OSError:
+            pass
+    for target in (inner, pid):
+        if target:
+            try:
+                os.kill(target, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass

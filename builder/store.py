@@ -1,0 +1,274 @@
+"""The local image store: content-addressed blobs, unpacked layer dirs by chain ID, and tags.
+
+Layout under the store root (default /var/lib/pybuild, or $PYBUILD_ROOT):
+
+    blobs/sha256/<hex>          every blob by digest: layer tars (uncompressed, so digest = diffID),
+                                image configs (digest = image ID), manifests
+    layers/<chain-hex>/diff/    the layer unpacked in overlay format (whiteouts as 0:0 char
+                                devices, opaque dirs by xattr), mounted as a lowerdir as it is
+    layers/<chain-hex>/meta.json  {"diff_id", "parent", "size"}: the layer's identity
+    l/<16 hex>                  short symlink to a layer's diff dir, to keep mount options short
+    images/<id-hex>             the manifest digest of each stored image
+    tags.json                   {"name:tag": "sha256:<image id>"}
+    tmp/                        staging on the same filesystem, so commits are a rename
+    lock                        flock(2) for writers
+
+Contracts: every write is temp + rename, so a reader sees a blob, layer or tag whole or not at
+all; putting what is already there is a no-op (idempotent); a crashed writer leaves only
+tmp/ entries, which the next Store() removes when no other process holds the lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder.digest import hex_of, is_digest, sha256_bytes
+from builder.errors import ImageNotFound, StoreError
+
+DEFAULT_ROOT = "/var/lib/pybuild"
+SHORT_ID = 16
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    chain_id: str
+    diff_id: str
+    parent: str | None
+    size: int
+
+
+def default_root() -> Path:
+    return Path(os.environ.get("PYBUILD_ROOT") or DEFAULT_ROOT)
+
+
+def normalize_tag(ref: str) -> str:
+    """``webapp`` → ``webapp:latest``; a tag after the last ``/`` is kept."""
+    last = ref.rsplit("/", 1)[-1]
+    return ref if ":" in last else f"{ref}:latest"
+
+
+class Store:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).absolute()
+        try:
+            for sub in ("blobs/sha256", "layers", "l", "images", "tmp"):
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"create store at {self.root}: {e.strerror}") from e
+        self._lock_path = self.root / "lock"
+        self._sweep_tmp()
+
+    # -- locking -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, shared: bool = False) -> Iterator[None]:
+        """Hold the store lock (exclusive unless ``shared``) for the duration of the block."""
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _sweep_tmp(self) -> None:
+        """Remove staging left by crashed writers; only when nobody else is using the store."""
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return
+            for entry in (self.root / "tmp").iterdir():
+                if entry.name.startswith("live-") and _owner_alive(entry):
+                    continue
+                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+
+    def staging_dir(self, prefix: str = "stage") -> Path:
+        """A fresh directory under tmp/ (same filesystem as the store); the caller removes it.
+
+        Its name records our pid, so a concurrent Store() does not sweep it while we live."""
+        return Path(tempfile.mkdtemp(prefix=f"live-{os.getpid()}-{prefix}-", dir=self.root / "tmp"))
+
+    # -- blobs -------------------------------------------------------------------------------
+    def blob_path(self, digest: str) -> Path:
+        return self.root / "blobs" / "sha256" / hex_of(digest)
+
+    def has_blob(self, digest: str) -> bool:
+        return is_digest(digest) and self.blob_path(digest).is_file()
+
+    def open_blob(self, digest: str):
+        """Open a blob for reading (binary).  Raises StoreError if it is missing."""
+        try:
+            return open(self.blob_path(digest), "rb")
+        except FileNotFoundError as e:
+            raise StoreError(f"blob {digest} is missing from the store") from e
+
+    def read_blob(self, digest: str) -> bytes:
+        with self.open_blob(digest) as f:
+            return f.read()
+
+    def put_blob_bytes(self, data: bytes) -> str:
+        """Store bytes; returns their digest.  Idempotent."""
+        digest = sha256_bytes(data)
+        if not self.has_blob(digest):
+            fd, tmp = tempfile.mkstemp(dir=self.root / "tmp", prefix=f"live-{os.getpid()}-blob-")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.blob_path(digest))
+        return digest
+
+    def put_blob_file(self, path: Path, digest: str) -> None:
+        """Move an already-hashed file (under tmp/) into the store as blob ``digest``.
+
+        The caller computed ``digest`` while writing the file (hash while streaming)."""
+        target = self.blob_path(digest)
+        if target.exists():
+            path.unlink(missing_ok=True)
+            return
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(path, target)
+
+    # -- layers ------------------------------------------------------------------------------
+    def layer_root(self, chain_id: str) -> Path:
+        return self.root / "layers" / hex_of(chain_id)
+
+    def layer_dir(self, chain_id: str) -> Path:
+        """The unpacked overlay-format directory of a committed layer."""
+        return self.layer_root(chain_id) / "diff"
+
+    def short_layer_path(self, chain_id: str) -> str:
+        """``l/<16 hex>``: a short path (relative to the store root) to the layer's diff dir."""
+        return f"l/{hex_of(chain_id)[:SHORT_ID]}"
+
+    def has_layer(self, chain_id: str) -> bool:
+        return (self.layer_root(chain_id) / "meta.json").is_file()
+
+    def layer_info(self, chain_id: str) -> LayerInfo:
+        try:
+            meta = json.loads((self.layer_root(chain_id) / "meta.json").read_text())
+        except FileNotFoundError as e:
+            raise StoreError(f"layer {chain_id} is not in the store") from e
+        return LayerInfo(chain_id, meta["diff_id"], meta["parent"], meta["size"])
+
+    def commit_layer(self, *, chain_id: str, diff_id: str, parent: str | None,
+                     unpacked: Path, tar_path: Path, size: int) -> LayerInfo:
+        """Commit a captured layer: its tar (already hashed to ``diff_id``) and its unpacked
+        overlay-format dir.  Both sources are consumed (moved, or deleted if the layer exists)."""
+        info = LayerInfo(chain_id, diff_id, parent, size)
+        with self.lock():
+            self.put_blob_file(tar_path, diff_id)
+            if self.has_layer(chain_id):
+                shutil.rmtree(unpacked, ignore_errors=True)
+                return info
+            stage = self.staging_dir("layer")
+            os.rename(unpacked, stage / "diff")
+            (stage / "meta.json").write_text(json.dumps(
+                {"diff_id": diff_id, "parent": parent, "size": size}, sort_keys=True))
+            target = self.layer_root(chain_id)
+            if target.exists():            # a half-made dir from before a crash
+                shutil.rmtree(target)
+            os.rename(stage, target)
+            link = self.root / self.short_layer_path(chain_id)
+            tmp_link = self.root / "tmp" / f"live-{os.getpid()}-link"
+            tmp_link.unlink(missing_ok=True)
+            os.symlink(f"../layers/{hex_of(chain_id)}/diff", tmp_link)
+            os.replace(tmp_link, link)
+        return info
+
+    # -- images and tags ---------------------------------------------------------------------
+    def put_image(self, config_bytes: bytes, manifest_bytes: bytes) -> str:
+        """Store an image's config and manifest; returns the image ID (config digest)."""
+        image_id = self.put_blob_bytes(config_bytes)
+        manifest_digest = self.put_blob_bytes(manifest_bytes)
+        _atomic_write(self.root / "images" / hex_of(image_id), manifest_digest.encode(), self.root)
+        return image_id
+
+    def has_image(self, image_id: str) -> bool:
+        return is_digest(image_id) and (self.root / "images" / hex_of(image_id)).is_file()
+
+    def image_config(self, image_id: str) -> bytes:
+        return self.read_blob(image_id)
+
+    def image_manifest(self, image_id: str) -> bytes:
+        digest = (self.root / "images" / hex_of(image_id)).read_text().strip()
+        return self.read_blob(digest)
+
+    def image_ids(self) -> list[str]:
+        return sorted("sha256:" + p.name for p in (self.root / "images").iterdir())
+
+    def tags(self) -> dict[str, str]:
+        try:
+            return json.loads((self.root / "tags.json").read_text())
+        except FileNotFoundError:
+            return {}
+
+    def set_tag(self, ref: str, image_id: str) -> None:
+        with self.lock():
+            tags = self.tags()
+            tags[normalize_tag(ref)] = image_id
+            _atomic_write(self.root / "tags.json", json.dumps(tags, indent=1, sort_keys=True).encode(), self.root)
+
+    def remove_tag(self, ref: str) -> str:
+        """Untag; returns the image ID it pointed at."""
+        with self.lock():
+            tags = self.tags()
+            try:
+                image_id = tags.pop(normalize_tag(ref))
+            except KeyError:
+                raise ImageNotFound(f"no such image: {ref}") from None
+            _atomic_write(self.root / "tags.json", json.dumps(tags, indent=1, sort_keys=True).encode(), self.root)
+        return image_id
+
+    def remove_image(self, image_id: str) -> None:
+        """Forget an image (its layers and blobs stay until a prune)."""
+        with self.lock():
+            (self.root / "images" / hex_of(image_id)).unlink(missing_ok=True)
+
+    def resolve(self, ref: str) -> str:
+        """A tag (``name[:tag]``), a full ``sha256:`` ID or a unique ID prefix → image ID."""
+        tags = self.tags()
+        if normalize_tag(ref) in tags:
+            return tags[normalize_tag(ref)]
+        candidate = ref[7:] if ref.startswith("sha256:") else ref
+        if len(candidate) >= 4 and all(c in "0123456789abcdef" for c in candidate):
+            matches = [i for i in self.image_ids() if i[7:].startswith(candidate)]
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                raise ImageNotFound(f"image id prefix {ref} is ambiguous")
+        raise ImageNotFound(f"no such image: {ref}")
+
+
+def _atomic_write(path: Path, data: bytes, root: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=root / "tmp", prefix=f"live-{os.getpid()}-w-")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _owner_alive(entry: Path) -> bool:
+    try:
+        pid = int(entry.name.split("-")[1])
+    except (IndexError, ValueError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

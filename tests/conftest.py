@@ -1,0 +1,92 @@
+"""Shared fixtures: where the conformance cases live, the busybox base image, a store.
+
+Nothing here skips: CI runs as root with every tool installed (.ci/run installs them), so a
+missing tool or privilege is a failure with a message that says how to fix it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+
+def conformance_dir() -> Path:
+    env = os.environ.get("PYBUILD_CONFORMANCE")
+    path = Path(env) if env else REPO.parent / "shared" / "conformance"
+    if not (path / "make-base.sh").is_file():
+        pytest.fail(f"conformance cases not found at {path} (set PYBUILD_CONFORMANCE)")
+    return path
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        pytest.fail("pybuild's tests need root (overlay mounts, namespaces, chroot); CI runs as root")
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed: run `bash .ci/install` (CI does) ")
+    return path
+
+
+def pybuild(*args: str, root: Path, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    """Run the real command line (`python -m builder`) against store ``root``."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-m", "builder", "--root", str(root), *args],
+                          capture_output=True, text=True, env=env, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"pybuild {' '.join(args)} failed ({proc.returncode}):\n"
+                             f"{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def writable_copy(src: Path, dst: Path) -> Path:
+    """Copy a case's context and give the owner write permission back.
+
+    shared/ is laid out without write bits; docker recorded the cases from a checkout where
+    the files were 0644/0755, and modes are part of every layer, so we restore u+w."""
+    shutil.copytree(src, dst, symlinks=True)
+    for dirpath, dirnames, filenames in os.walk(dst):
+        for name in dirnames + filenames + ["."]:
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            if not stat.S_ISLNK(st.st_mode):
+                os.chmod(p, stat.S_IMODE(st.st_mode) | stat.S_IWUSR)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def base_tar(tmp_path_factory) -> Path:
+    """The conformance base rootfs, made by the cases' own make-base.sh."""
+    require_root()
+    require_tool("busybox")
+    out = tmp_path_factory.mktemp("base") / "base.tar"
+    subprocess.run(["sh", str(conformance_dir() / "make-base.sh"), str(out)], check=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def session_store(tmp_path_factory, base_tar) -> Path:
+    """A store shared by the build tests, holding pbtest/busybox:base."""
+    root = tmp_path_factory.mktemp("store")
+    pybuild("import", str(base_tar), "pbtest/busybox:base", root=root)
+    return root
+
+
+@pytest.fixture
+def store_root(tmp_path, base_tar) -> Path:
+    """A fresh store of the test's own, holding pbtest/busybox:base."""
+    root = tmp_path / "store"
+    pybuild("import", str(base_tar), "pbtest/busybox:base", root=root)
+    return root
