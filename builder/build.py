@@ -61,11 +61,13 @@ class Build:
         self.options = options
         self.log = log
         self._stage: Path | None = None
+        self.escape = "\\"                        # the Buildfile's escape character
 
     def run(self, buildfile: Buildfile) -> str:
         from builder.dispatch import dispatch        # handlers import this module's types
         for warning in getattr(buildfile, "warnings", ()):
             self.log.warn(warning)
+        self.escape = buildfile.escape
         total = len(buildfile.instructions)
         state: State | None = None
         with self._staging():

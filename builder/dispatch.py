@@ -8,7 +8,8 @@ from dataclasses import replace
 
 from builder import filecopy
 from builder.build import Build, State, StepRef
-from builder.buildfile.expand import expand, expand_words
+from builder.buildfile import expand as expansion
+from builder.buildfile.expand import ExpandError
 from builder.buildfile.instructions import (Add, Cmd, Command, Copy, Entrypoint, Env, ExecForm, Expose,
                                             From, Instruction, Label, Run, ShellForm, User, Workdir)
 from builder.context import BuildContext, is_url
@@ -22,6 +23,14 @@ def dispatch(build: Build, state: State | None, inst: Instruction, step: StepRef
     if state is None and not isinstance(inst, From):
         raise BuildfileError("the first instruction must be FROM", file=inst.pos.file,
                              line=inst.pos.line, column=inst.pos.column, source_line=inst.pos.source_line)
+    try:
+        return _dispatch(build, state, inst, step)
+    except ExpandError as e:
+        raise BuildfileError(str(e), file=inst.pos.file, line=inst.pos.line, column=inst.pos.column,
+                             source_line=inst.pos.source_line) from None
+
+
+def _dispatch(build: Build, state: State | None, inst: Instruction, step: StepRef) -> State:
     match inst:
         case From():
             return build.load_base(inst.image)
@@ -76,7 +85,7 @@ def dispatch_env(build: Build, state: State, inst: Env) -> State:
     rc = state.config.config
     shown = []
     for key, raw in inst.pairs:
-        value = expand(raw, env)
+        value = _expand(build, raw, env)
         rc = rc.with_env(key, value)
         shown.append(f"{key}={value}")
     return build.metadata(state, rc, created_by_nop("ENV " + " ".join(shown)))
@@ -87,21 +96,21 @@ def dispatch_label(build: Build, state: State, inst: Label) -> State:
     rc = state.config.config
     shown = []
     for raw_key, raw in inst.pairs:
-        key, value = expand(raw_key, env), expand(raw, env)
+        key, value = _expand(build, raw_key, env), _expand(build, raw, env)
         rc = rc.with_label(key, value)
         shown.append(f"{key}={value}")
     return build.metadata(state, rc, created_by_nop("LABEL " + " ".join(shown)))
 
 
 def dispatch_user(build: Build, state: State, inst: User) -> State:
-    user = expand(inst.user, _env(state))
+    user = _expand(build, inst.user, _env(state))
     rc = replace(state.config.config, user=user)
     return build.metadata(state, rc, created_by_nop(f"USER {user}"))
 
 
 def dispatch_expose(build: Build, state: State, inst: Expose) -> State:
     env = _env(state)
-    words = [w for raw in inst.ports for w in expand_words(raw, env)]
+    words = [w for raw in inst.ports for w in _expand_words(build, raw, env)]
     rc = state.config.config
     for word in words:
         port, _, proto = word.partition("/")
@@ -110,7 +119,7 @@ def dispatch_expose(build: Build, state: State, inst: Expose) -> State:
 
 
 def dispatch_workdir(build: Build, state: State, inst: Workdir) -> State:
-    path = expand(inst.path, _env(state))
+    path = _expand(build, inst.path, _env(state))
     current = state.config.config.working_dir or "/"
     path = posixpath.normpath(posixpath.join(current, path))
     if path.startswith("//"):
@@ -123,8 +132,8 @@ def dispatch_copy(build: Build, state: State, inst: Add | Copy, step: StepRef) -
     if inst.flags:
         raise _unsupported_flag(step, inst)
     env = _env(state)
-    srcs = [expand(s, env) for s in inst.sources]
-    dest = expand(inst.dest, env)
+    srcs = [_expand(build, s, env) for s in inst.sources]
+    dest = _expand(build, inst.dest, env)
     context = BuildContext(build.options.context)
     is_add = isinstance(inst, Add)
     items: list[filecopy.Item] = []
@@ -154,6 +163,14 @@ def _argv(command: Command) -> tuple[str, ...]:
         return SHELL + (command.text,)
     assert isinstance(command, ExecForm)
     return tuple(command.argv)
+
+
+def _expand(build: Build, word: str, env: dict[str, str]) -> str:
+    return expansion.expand(word, env, escape=build.escape)
+
+
+def _expand_words(build: Build, text: str, env: dict[str, str]) -> list[str]:
+    return expansion.expand_words(text, env, escape=build.escape)
 
 
 def _env(state: State) -> dict[str, str]:

@@ -138,3 +138,4 @@ class Buildfile:
     path: str
     instructions: tuple[Instruction, ...]
     warnings: tuple[str, ...] = ()
+    escape: str = "\\"             # the escape character (``# escape=`` directive)

@@ -1,0 +1,65 @@
+"""Builder flags (``--chown=1:1``, ``--link``): which instruction accepts which, and checks.
+
+Docker treats every leading ``--word`` after the keyword as a flag, for any instruction, and
+then rejects the ones the instruction does not know.  Values must be attached with ``=``.
+Values are kept raw (quotes and ``$VAR`` untouched); the planner expands them.
+[docker: moby/buildkit frontend/dockerfile/instructions/bflag.go]
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+
+from builder.buildfile.instructions import Flag
+from builder.buildfile.lines import LogicalLine
+
+
+class Kind(Enum):
+    STRING = "string"       # --name=value, once
+    BOOL = "bool"           # --name or --name=true|false, once
+    REPEATABLE = "strings"  # --name=value, any number of times
+
+
+FLAGS: dict[str, dict[str, Kind]] = {
+    "FROM": {"platform": Kind.STRING},
+    "RUN": {"mount": Kind.REPEATABLE, "network": Kind.STRING, "security": Kind.STRING},
+    "ADD": {"chown": Kind.STRING, "chmod": Kind.STRING, "checksum": Kind.STRING,
+            "link": Kind.BOOL, "keep-git-dir": Kind.BOOL, "exclude": Kind.REPEATABLE},
+    "COPY": {"from": Kind.STRING, "chown": Kind.STRING, "chmod": Kind.STRING,
+             "link": Kind.BOOL, "parents": Kind.BOOL, "exclude": Kind.REPEATABLE},
+}
+
+_NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9-]*\Z")
+
+
+def check_flags(logical: LogicalLine, keyword: str,
+                raw: list[tuple[str, int]]) -> tuple[Flag, ...]:
+    """Validate raw ``--name[=value]`` words (with their offsets) for ``keyword``."""
+    known = FLAGS.get(keyword, {})
+    flags: list[Flag] = []
+    seen: set[str] = set()
+    for word, offset in raw:
+        name, equals, value = word[2:].partition("=")
+        if not _NAME.match(name):
+            raise logical.error(f"bad flag syntax: {word}", offset,
+                                hint="flags look like --name=value or --name")
+        kind = known.get(name)
+        if kind is None:
+            hint = (f"{keyword} accepts: " + ", ".join(f"--{n}" for n in known)) if known \
+                else f"{keyword} takes no flags"
+            raise logical.error(f"unknown flag: --{name}", offset, hint=hint)
+        if name in seen and kind is not Kind.REPEATABLE:
+            raise logical.error(f"duplicate flag specified: --{name}", offset)
+        seen.add(name)
+        if kind is Kind.BOOL:
+            if equals and value.lower() not in ("true", "false"):
+                raise logical.error(f"expecting boolean value for flag --{name}, not: {value!r}",
+                                    offset, hint=f"use --{name}, --{name}=true or --{name}=false")
+            flags.append(Flag(name, value if equals else None))
+        else:
+            if not equals:
+                raise logical.error(f"missing a value on flag: --{name}", offset,
+                                    hint=f"attach the value with '=': --{name}=<value>")
+            flags.append(Flag(name, value))
+    return tuple(flags)

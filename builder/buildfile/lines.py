@@ -1,0 +1,171 @@
+"""Physical lines → logical lines, the way docker's parser reads a Dockerfile.
+
+Pure text processing, no Lark: BOM and CRLF removal, parser directives at the top of the
+file (``# escape=``, ``# syntax=``, ``# check=``), comment lines, and escape-character line
+continuations (joined with *no* separator; comment and blank lines inside a continuation are
+dropped).  Each logical line keeps a map back to physical positions so that any offset into
+its text can be reported as ``line:column`` with the physical line for a caret.
+[docker: moby/buildkit frontend/dockerfile/parser/parser.go, directives.go]
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from builder.errors import BuildfileError
+
+MAX_LINE_BYTES = 65535
+_DIRECTIVE = re.compile(r"^[ \t]*#[ \t]*([a-zA-Z][a-zA-Z0-9]*)[ \t]*=[ \t]*(.+?)[ \t]*$")
+_KNOWN_DIRECTIVES = ("syntax", "escape", "check")
+_BLANK = " \t"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Logical text from ``offset`` on comes from physical ``line`` starting at ``column``
+    (0-based) of ``source_line``."""
+
+    offset: int
+    line: int
+    column: int
+    source_line: str
+
+
+@dataclass(frozen=True)
+class LogicalLine:
+    """One instruction's text after joining continuations; ``text`` is left-trimmed."""
+
+    file: str
+    text: str
+    segments: tuple[Segment, ...]
+    end_line: int
+
+    @property
+    def line(self) -> int:
+        return self.segments[0].line
+
+    def locate(self, offset: int) -> tuple[int, int, str]:
+        """(line, 1-based column, physical line) of ``offset`` into ``text``."""
+        segment = self.segments[0]
+        for candidate in self.segments:
+            if candidate.offset <= offset:
+                segment = candidate
+        return segment.line, segment.column + (offset - segment.offset) + 1, segment.source_line
+
+    def error(self, message: str, offset: int = 0, *, hint: str | None = None) -> BuildfileError:
+        line, column, source_line = self.locate(offset)
+        return BuildfileError(message, file=self.file, line=line, column=column,
+                              source_line=source_line, hint=hint)
+
+
+@dataclass(frozen=True)
+class LineSplit:
+    """The result of reading a Buildfile's lines: logical lines, the escape character in
+    effect, the directives found (lower-case key → value) and warnings."""
+
+    lines: tuple[LogicalLine, ...]
+    escape: str
+    directives: dict[str, str]
+    warnings: tuple[str, ...]
+
+
+def _is_comment(line: str) -> bool:
+    return line.lstrip(_BLANK).startswith("#")
+
+
+def _continuation(escape: str) -> re.Pattern[str]:
+    e = re.escape(escape)
+    return re.compile(rf"([^{e}]){e}[ \t]*$|^{e}[ \t]*$")
+
+
+def _physical_lines(text: str, file: str) -> list[str]:
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    result = []
+    for number, line in enumerate(lines, start=1):
+        if line.endswith("\r"):
+            line = line[:-1]
+        if len(line.encode("utf-8", "surrogatepass")) > MAX_LINE_BYTES:
+            raise BuildfileError(f"line is longer than the maximum of {MAX_LINE_BYTES} bytes",
+                                 file=file, line=number, column=1, source_line=line[:80])
+        result.append(line)
+    return result
+
+
+def _read_directives(lines: list[str], file: str) -> dict[str, str]:
+    """Directives at the top of the file, up to the first line that is not a known one
+    (later directive-looking lines are plain comments).  Duplicates and a bad escape token
+    are errors."""
+    found: dict[str, str] = {}
+    for index, line in enumerate(lines):
+        match = _DIRECTIVE.match(line)
+        if not match or match.group(1).lower() not in _KNOWN_DIRECTIVES:
+            break
+        key, value = match.group(1).lower(), match.group(2)
+        column = match.start(1) + 1
+        if key in found:
+            raise BuildfileError(f"only one {key} parser directive can be used", file=file,
+                                 line=index + 1, column=column, source_line=line)
+        if key == "escape" and value not in ("\\", "`"):
+            raise BuildfileError(f"invalid escape token '{value}' does not match ` or \\",
+                                 file=file, line=index + 1, column=match.start(2) + 1,
+                                 source_line=line, hint="use `# escape=\\` or `# escape=``")
+        found[key] = value
+    return found
+
+
+def split_lines(text: str, *, file: str) -> LineSplit:
+    """Split a Buildfile into logical lines (see the module docstring)."""
+    lines = _physical_lines(text, file)
+    directives = _read_directives(lines, file)
+    escape = directives.get("escape", "\\")
+    continues = _continuation(escape)
+    warnings: list[str] = []
+    if "syntax" in directives:
+        warnings.append(f"{file}:1: the syntax directive is ignored "
+                        f"(pybuild has one built-in frontend): {directives['syntax']}")
+    logical: list[LogicalLine] = []
+    index = 0
+    while index < len(lines):
+        physical = lines[index]
+        index += 1
+        if _is_comment(physical):
+            continue   # directives are comments too, once read
+        trimmed = physical.lstrip(_BLANK)
+        start = len(physical) - len(trimmed)
+        first_line = index
+        text, ended = _trim_continuation(trimmed, continues)
+        if ended and not text.strip(_BLANK):
+            continue
+        segments = [Segment(0, first_line, start, physical)]
+        empty_continuation = False
+        while not ended and index < len(lines):
+            physical = lines[index]
+            index += 1
+            if _is_comment(physical):
+                continue
+            if not physical.strip(_BLANK):
+                empty_continuation = True
+                continue
+            segments.append(Segment(len(text), index, 0, physical))
+            more, ended = _trim_continuation(physical, continues)
+            text += more
+        if empty_continuation:
+            warnings.append(f"{file}:{first_line}: empty continuation line "
+                            f"(docker warns and will make this an error)")
+        if not text.strip(_BLANK):
+            continue   # e.g. a lone continuation at the end of the file
+        logical.append(LogicalLine(file, text, tuple(segments), end_line=segments[-1].line))
+    return LineSplit(tuple(logical), escape, directives, tuple(warnings))
+
+
+def _trim_continuation(line: str, continues: re.Pattern[str]) -> tuple[str, bool]:
+    """Remove a trailing continuation escape; returns (text, True if the instruction ends)."""
+    match = continues.search(line)
+    if not match:
+        return line, True
+    return line[:match.start()] + (match.group(1) or ""), False
