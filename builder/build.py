@@ -178,8 +178,8 @@ class Build:
 
     def _commit_upper(self, state: State, step_dir: Path, created_by: str) -> State:
         tar_path = step_dir / "layer.tar"
-        with open(tar_path, "wb") as out, self.log.bar("capturing layer") as advance:
-            cap = capture(step_dir / "upper", out, on_progress=advance)
+        with open(tar_path, "wb") as out, self.log.bar("capturing layer") as done:
+            cap = capture(step_dir / "upper", out, on_progress=done)
         now = img.now_rfc3339()
         if cap.diff_id == EMPTY_LAYER_DIFF_ID:
             cfg = state.config.with_history(History(created_by=created_by, created=now, empty_layer=True))

@@ -52,15 +52,19 @@ class BuildLog:
 
     @contextmanager
     def bar(self, desc: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
-        """A tqdm bar on stderr when it is a terminal; yields an ``advance(nbytes)`` callback."""
+        """A tqdm bar on stderr when it is a terminal; yields a ``done(total_so_far)`` callback."""
         if not self.progress:
             yield lambda n: None
             return
         from tqdm import tqdm
         tqdm.monitor_interval = 0        # no monitor thread: RUN forks
         with tqdm(total=total, desc=desc, unit="B", unit_scale=True, leave=False,
-                  file=sys.stderr) as bar:
-            yield bar.update
+                  file=sys.stderr, mininterval=0.2) as bar:
+            def done(so_far: int) -> None:
+                bar.n = so_far
+                if so_far - bar.last_print_n >= 1 << 20:
+                    bar.refresh()
+            yield done
 
 
 def human_size(n: int) -> str:

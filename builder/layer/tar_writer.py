@@ -1,0 +1,100 @@
+"""Write a layer tar the way docker does, streaming, and hash it on the way out.
+
+Headers are PAX (POSIX.1-2001) built by ``TarInfo.tobuf``; file data is copied in chunks and
+padded to 512 bytes; the archive ends with exactly two zero blocks and no padding to a 10240-byte
+record, so an empty layer is docker's 1024-zero-byte tar (EMPTY_LAYER_DIFF_ID).
+"""
+
+from __future__ import annotations
+
+import tarfile
+from collections.abc import Callable
+from typing import BinaryIO
+
+from builder.digest import CHUNK, HashingWriter
+from builder.errors import LayerError
+
+BLOCK = 512
+_END = b"\0" * (2 * BLOCK)
+
+#: Called with the total number of tar bytes written so far.
+ProgressFn = Callable[[int], None]
+
+
+def new_tarinfo(name: str, *, typeflag: bytes, mode: int, uid: int, gid: int, mtime: int,
+                size: int = 0, linkname: str = "", devmajor: int = 0,
+                devminor: int = 0) -> tarfile.TarInfo:
+    """A TarInfo with only what a layer carries: numeric ids, no uname/gname, integer mtime."""
+    info = tarfile.TarInfo(name)
+    info.type = typeflag
+    info.mode = mode & 0o7777
+    info.uid = uid
+    info.gid = gid
+    info.uname = ""
+    info.gname = ""
+    info.mtime = int(mtime)
+    info.size = size
+    info.linkname = linkname
+    info.devmajor = devmajor
+    info.devminor = devminor
+    return info
+
+
+class LayerTarWriter:
+    """An uncompressed PAX tar written to ``out`` (owned by the caller, never closed here).
+
+    Every byte passes through a HashingWriter, so ``close()`` can return the diffID.
+    Not thread-safe; entries are written in the order they are added.
+    """
+
+    def __init__(self, out: BinaryIO, *, on_progress: ProgressFn | None = None) -> None:
+        self._out = HashingWriter(out)
+        self._on_progress = on_progress
+        self._closed = False
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far."""
+        return self._out.size
+
+    def add(self, info: tarfile.TarInfo, data: BinaryIO | None = None) -> None:
+        """Write one entry.  For a regular file ``data`` must yield exactly ``info.size`` bytes.
+
+        ``info.pax_headers`` may carry ``SCHILY.xattr.*`` records (str values, surrogateescape).
+        """
+        if self._closed:
+            raise LayerError("internal error: add() on a closed layer tar")
+        if info.uname or info.gname or isinstance(info.mtime, float):
+            raise LayerError(f"internal error: unnormalised tar header for {info.name}")
+        self._write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+        if info.size and info.isreg():
+            if data is None:
+                raise LayerError(f"internal error: no data for {info.name}")
+            self._copy(info, data)
+
+    def _copy(self, info: tarfile.TarInfo, data: BinaryIO) -> None:
+        left = info.size
+        while left:
+            chunk = data.read(min(CHUNK, left))
+            if not chunk:
+                raise LayerError(f"{info.name}: file shrank while being read "
+                                 f"({info.size - left} of {info.size} bytes)")
+            self._write(chunk)
+            left -= len(chunk)
+        if data.read(1):
+            raise LayerError(f"{info.name}: file grew while being read")
+        remainder = info.size % BLOCK
+        if remainder:
+            self._write(b"\0" * (BLOCK - remainder))
+
+    def _write(self, data: bytes) -> None:
+        self._out.write(data)
+        if self._on_progress is not None:
+            self._on_progress(self._out.size)
+
+    def close(self) -> tuple[str, int]:
+        """Write the two zero end blocks; returns (diff_id, size).  Idempotent."""
+        if not self._closed:
+            self._write(_END)
+            self._closed = True
+        return self._out.digest, self._out.size

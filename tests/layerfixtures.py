@@ -1,0 +1,72 @@
+"""Shared helpers for the layer tests: real overlay mounts and hand-built tars."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import subprocess
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+#: A valid VFS_CAP_REVISION_2 blob (no capabilities set), 20 bytes.
+CAP_V2 = b"\x01\x00\x00\x02\x00\x04\x00\x00" + b"\x00" * 12
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mknod, overlay, chown)")
+
+
+@dataclass
+class Overlay:
+    lower: Path
+    upper: Path
+    merged: Path
+
+
+@contextlib.contextmanager
+def overlay(tmp: Path, lower: Path | None = None) -> Iterator[Overlay]:
+    """Mount an overlay on ``tmp/merged`` (lower ``tmp/lower`` unless given); always unmounted."""
+    lower = lower or tmp / "lower"
+    upper, work, merged = tmp / "upper", tmp / "work", tmp / "merged"
+    for d in (lower, upper, work, merged):
+        d.mkdir(exist_ok=True)
+    opts = (f"lowerdir={lower},upperdir={upper},workdir={work},"
+            "index=off,redirect_dir=off,metacopy=off")
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, str(merged)], check=True)
+    try:
+        yield Overlay(lower, upper, merged)
+    finally:
+        subprocess.run(["umount", str(merged)], check=True)
+
+
+def member(name: str, kind: bytes = tarfile.REGTYPE, *, data: bytes = b"", mode: int = 0o644,
+           uid: int = 0, gid: int = 0, mtime: int = 1_600_000_000, linkname: str = "",
+           dev: tuple[int, int] = (0, 0), pax: dict[str, str] | None = None
+           ) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.mode = mode
+    info.uid, info.gid = uid, gid
+    info.mtime = mtime
+    info.linkname = linkname
+    info.devmajor, info.devminor = dev
+    info.size = len(data) if kind == tarfile.REGTYPE else 0
+    if pax:
+        info.pax_headers = dict(pax)
+    return info, data
+
+
+def make_tar(*members: tuple[tarfile.TarInfo, bytes]) -> bytes:
+    """A PAX tar of the given members, in order (duplicates and hostile names allowed)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    return buf.getvalue()
+
+
+def kinds(entries) -> list[tuple[str, str]]:
+    return [(e.kind, e.path) for e in entries]
