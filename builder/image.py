@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
+from builder.digest import is_digest
 from builder.errors import ArchiveError
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -186,18 +187,34 @@ def parse_config(data: bytes) -> ImageConfig:
     rootfs = obj["rootfs"]
     if rootfs.get("type") != "layers":
         raise ArchiveError(f"invalid image config: rootfs.type {rootfs.get('type')!r}")
+    diff_ids = rootfs.get("diff_ids") or []
+    if not isinstance(diff_ids, list) or not all(isinstance(d, str) and is_digest(d) for d in diff_ids):
+        raise ArchiveError("invalid image config: rootfs.diff_ids must be sha256 digests")
+    raw_history = obj.get("history") or []
+    if not isinstance(raw_history, list) or not all(isinstance(h, dict) for h in raw_history):
+        raise ArchiveError("invalid image config: history must be a list of objects")
     history = tuple(
-        History(created_by=h.get("created_by", ""), created=h.get("created", ""),
-                empty_layer=bool(h.get("empty_layer")), comment=h.get("comment", ""),
-                author=h.get("author", ""))
-        for h in obj.get("history") or ())
+        History(created_by=_text(h, "created_by"), created=_text(h, "created"),
+                empty_layer=bool(h.get("empty_layer")), comment=_text(h, "comment"),
+                author=_text(h, "author"))
+        for h in raw_history)
     known = {"architecture", "os", "config", "rootfs", "history", "created", "author"}
     return ImageConfig(
         architecture=obj.get("architecture", ""), os=obj.get("os", ""),
         config=RunConfig.from_json(obj.get("config")),
-        diff_ids=tuple(rootfs.get("diff_ids") or ()), history=history,
-        created=obj.get("created", ""), author=obj.get("author", ""),
+        diff_ids=tuple(diff_ids), history=history,
+        created=_text(obj, "created"), author=_text(obj, "author"),
         other=tuple((k, v) for k, v in obj.items() if k not in known))
+
+
+def _text(obj: dict[str, Any], key: str) -> str:
+    """A string field that may be absent or null (both mean "")."""
+    value = obj.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ArchiveError(f"invalid image config: {key} must be a string")
+    return value
 
 
 def manifest_bytes(*, config_digest: str, config_size: int,

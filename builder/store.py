@@ -69,7 +69,10 @@ class Store:
     # -- locking -----------------------------------------------------------------------------
     @contextlib.contextmanager
     def lock(self, shared: bool = False) -> Iterator[None]:
-        """Hold the store lock (exclusive unless ``shared``) for the duration of the block."""
+        """Hold the store lock (exclusive unless ``shared``) for the duration of the block.
+
+        Not reentrant: set_tag, remove_tag, commit_layer and remove_image take it themselves,
+        so never call them while holding it (flock on a second fd would wait for ourselves)."""
         fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
@@ -202,7 +205,10 @@ class Store:
         return self.read_blob(image_id)
 
     def image_manifest(self, image_id: str) -> bytes:
-        digest = (self.root / "images" / hex_of(image_id)).read_text().strip()
+        try:
+            digest = (self.root / "images" / hex_of(image_id)).read_text().strip()
+        except (FileNotFoundError, ValueError):
+            raise ImageNotFound(f"no such image: {image_id}") from None
         return self.read_blob(digest)
 
     def image_ids(self) -> list[str]:

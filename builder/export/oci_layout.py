@@ -1,0 +1,211 @@
+"""OCI image layout (image-spec image-layout.md) inside an archive tar: write side and read side.
+
+Written: ``oci-layout``, ``blobs/sha256/<hex>`` for every config, manifest and layer (the exact
+stored bytes, layers streamed from the store), and ``index.json`` with one manifest descriptor
+per tag, annotated ``io.containerd.image.name`` (full reference) and
+``org.opencontainers.image.ref.name`` (the tag alone, which umoci and skopeo look up), as
+docker >= 25 writes it.  An untagged image gets one descriptor without annotations.
+
+Read: ``index.json`` → manifest (nested indexes resolved to linux/<host arch>) → config and
+layers, every blob checked against its descriptor's digest (and size, for JSON blobs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from builder.digest import hex_of, is_digest, sha256_bytes
+from builder.errors import ArchiveError
+from builder.export.archive import ArchiveReader, ArchiveWriter
+from builder.export.layers import store_image
+from builder.export.reference import TaggedRef, parse_tagged
+from builder.image import MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST, host_architecture
+from builder.store import Store
+
+LAYOUT_FILE = "oci-layout"
+INDEX_FILE = "index.json"
+LAYOUT_VERSION = "1.0.0"
+ANNOTATION_IMAGE_NAME = "io.containerd.image.name"
+ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
+MEDIA_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+MEDIA_DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+_INDEX_TYPES = (MEDIA_OCI_INDEX, MEDIA_DOCKER_LIST)
+_MANIFEST_TYPES = (MEDIA_OCI_MANIFEST, MEDIA_DOCKER_MANIFEST)
+
+
+@dataclass(frozen=True)
+class SavedImage:
+    """One image as it goes into an archive: exact stored bytes and the names it is saved under."""
+
+    image_id: str
+    config: bytes
+    manifest: bytes
+    layers: tuple[tuple[str, int], ...]       # (blob digest, size), base first
+    refs: tuple[TaggedRef, ...]               # empty: saved untagged
+
+    @property
+    def manifest_digest(self) -> str:
+        return sha256_bytes(self.manifest)
+
+
+def blob_name(digest: str) -> str:
+    return f"blobs/sha256/{hex_of(digest)}"
+
+
+def saved_image(store: Store, image_id: str, refs: tuple[TaggedRef, ...]) -> SavedImage:
+    """Collect an image's stored config, manifest and layer descriptors for saving."""
+    config = store.image_config(image_id)
+    manifest = store.image_manifest(image_id)
+    obj = json.loads(manifest)
+    layers = tuple((d["digest"], int(d["size"])) for d in obj.get("layers") or ())
+    for digest, _ in layers:
+        if not store.has_blob(digest):
+            raise ArchiveError(f"save {image_id}: layer blob {digest} is missing from the store")
+    return SavedImage(image_id, config, manifest, layers, refs)
+
+
+def write_layout(out: ArchiveWriter, store: Store, images: list[SavedImage]) -> None:
+    """Write the OCI layout part of an archive (blobs are written once even when shared)."""
+    out.add_bytes(LAYOUT_FILE, _json({"imageLayoutVersion": LAYOUT_VERSION}))
+    out.add_dir("blobs/sha256")
+    descriptors: list[dict[str, Any]] = []
+    for img in images:
+        out.add_bytes(blob_name(img.image_id), img.config)
+        for digest, _ in img.layers:
+            name = blob_name(digest)
+            if out.has(name):
+                continue
+            with store.open_blob(digest) as f:
+                size = _file_size(f)
+                out.add_stream(name, f, size)
+        out.add_bytes(blob_name(img.manifest_digest), img.manifest)
+        media = json.loads(img.manifest).get("mediaType") or MEDIA_OCI_MANIFEST
+        base = {"mediaType": media, "digest": img.manifest_digest, "size": len(img.manifest)}
+        if not img.refs:
+            descriptors.append(base)
+        for ref in img.refs:
+            descriptors.append({**base, "annotations": {ANNOTATION_IMAGE_NAME: ref.full,
+                                                        ANNOTATION_REF_NAME: ref.tag}})
+    index = {"schemaVersion": 2, "mediaType": MEDIA_OCI_INDEX, "manifests": descriptors}
+    out.add_bytes(INDEX_FILE, _json(index))
+
+
+def _file_size(f: Any) -> int:
+    return os.fstat(f.fileno()).st_size
+
+
+def _json(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+# -- read side -------------------------------------------------------------------------------
+def is_layout(reader: ArchiveReader) -> bool:
+    if not (reader.has(LAYOUT_FILE) and reader.has(INDEX_FILE)):
+        return False
+    layout = reader.read_json(LAYOUT_FILE)
+    return isinstance(layout, dict) and layout.get("imageLayoutVersion") == LAYOUT_VERSION
+
+
+def load_layout(store: Store, reader: ArchiveReader) -> list[tuple[str, str]]:
+    """Load every image named by ``index.json``; returns (ref, image ID) per tag, or
+    (image ID, image ID) for an image without a name."""
+    index = _read_blob_json(reader, None, INDEX_FILE)
+    loaded: list[tuple[str, str]] = []
+    by_manifest: dict[str, str] = {}
+    for desc in _descriptors(index, INDEX_FILE):
+        manifest_desc = _pick_manifest(reader, desc, depth=0)
+        digest = manifest_desc["digest"]
+        if digest not in by_manifest:
+            by_manifest[digest] = _load_manifest(store, reader, manifest_desc)
+        image_id = by_manifest[digest]
+        ref = _name_of(desc)
+        if ref is None:
+            loaded.append((image_id, image_id))
+        else:
+            store.set_tag(ref.familiar, image_id)
+            loaded.append((ref.familiar, image_id))
+    return loaded
+
+
+def _name_of(desc: dict[str, Any]) -> TaggedRef | None:
+    """containerd's rule: the full name first, then ``ref.name`` if it is a whole reference.
+    A bare tag (``latest``) in ``ref.name`` names no repository: the image stays untagged."""
+    ann = desc.get("annotations") or {}
+    full = ann.get(ANNOTATION_IMAGE_NAME)
+    if full:
+        return parse_tagged(full)
+    ref_name = ann.get(ANNOTATION_REF_NAME)
+    if ref_name and ("/" in ref_name or ":" in ref_name):
+        return parse_tagged(ref_name)
+    return None
+
+
+def _descriptors(obj: Any, what: str) -> list[dict[str, Any]]:
+    manifests = obj.get("manifests") if isinstance(obj, dict) else None
+    if not isinstance(manifests, list) or not manifests:
+        raise ArchiveError(f"invalid archive: {what} lists no manifests")
+    for d in manifests:
+        if not isinstance(d, dict) or not is_digest(str(d.get("digest", ""))):
+            raise ArchiveError(f"invalid archive: bad descriptor in {what}: {d!r}")
+    return manifests
+
+
+def _pick_manifest(reader: ArchiveReader, desc: dict[str, Any], *, depth: int) -> dict[str, Any]:
+    """Resolve a descriptor to an image manifest descriptor; an index picks linux/<host arch>."""
+    media = desc.get("mediaType")
+    if media is None:              # optional in old layouts: the blob says what it is
+        blob = _read_blob_json(reader, desc, blob_name(desc["digest"]))
+        media = blob.get("mediaType") if isinstance(blob, dict) else None
+        if media is None and isinstance(blob, dict):
+            media = MEDIA_OCI_INDEX if "manifests" in blob else MEDIA_OCI_MANIFEST
+    if media in _MANIFEST_TYPES:
+        return desc
+    if media not in _INDEX_TYPES:
+        raise ArchiveError(f"invalid archive: unsupported manifest media type {media!r}")
+    if depth > 4:
+        raise ArchiveError("invalid archive: indexes nested too deeply")
+    nested = _read_blob_json(reader, desc, blob_name(desc["digest"]))
+    arch = host_architecture()
+    for d in _descriptors(nested, f"index {desc['digest']}"):
+        platform = d.get("platform") or {}
+        if platform.get("os") == "linux" and platform.get("architecture") == arch:
+            return _pick_manifest(reader, d, depth=depth + 1)
+    raise ArchiveError(f"invalid archive: index {desc['digest']} has no image for linux/{arch}")
+
+
+def _load_manifest(store: Store, reader: ArchiveReader, desc: dict[str, Any]) -> str:
+    manifest = _read_blob_json(reader, desc, blob_name(desc["digest"]))
+    config_desc = manifest.get("config") if isinstance(manifest, dict) else None
+    if not isinstance(config_desc, dict) or not is_digest(str(config_desc.get("digest", ""))):
+        raise ArchiveError(f"invalid archive: manifest {desc['digest']} has no config descriptor")
+    config = _read_blob(reader, config_desc, blob_name(config_desc["digest"]))
+    layers = []
+    for i, ld in enumerate(manifest.get("layers") or ()):
+        if not isinstance(ld, dict) or not is_digest(str(ld.get("digest", ""))):
+            raise ArchiveError(f"invalid archive: bad descriptor for layer {i}: {ld!r}")
+        layers.append(((lambda n=blob_name(ld["digest"]): reader.open(n)), ld["digest"]))
+    return store_image(store, config, layers)
+
+
+def _read_blob(reader: ArchiveReader, desc: dict[str, Any] | None, name: str) -> bytes:
+    data = reader.read(name)
+    if desc is not None:
+        got = sha256_bytes(data)
+        if got != desc["digest"]:
+            raise ArchiveError(f"invalid archive: {name}: digest {got} does not match its "
+                               f"descriptor {desc['digest']}")
+        if "size" in desc and desc["size"] != len(data):
+            raise ArchiveError(f"invalid archive: {name}: size {len(data)} does not match its "
+                               f"descriptor ({desc['size']})")
+    return data
+
+
+def _read_blob_json(reader: ArchiveReader, desc: dict[str, Any] | None, name: str) -> Any:
+    data = _read_blob(reader, desc, name)
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ArchiveError(f"invalid archive: {name} is not valid JSON: {e}") from e
