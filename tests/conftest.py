@@ -19,6 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
+from dockerd import require_tool  # noqa: E402  (tests/ is on the path only from here on)
+
 
 def conformance_dir() -> Path:
     env = os.environ.get("PYBUILD_CONFORMANCE")
@@ -31,13 +33,6 @@ def conformance_dir() -> Path:
 def require_root() -> None:
     if os.geteuid() != 0:
         pytest.fail("pybuild's tests need root (overlay mounts, namespaces, chroot); CI runs as root")
-
-
-def require_tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed: run `bash .ci/install` (CI does) ")
-    return path
 
 
 def pybuild(*args: str, root: Path, check: bool = True, **kw) -> subprocess.CompletedProcess:
