@@ -115,7 +115,8 @@ def dispatch_expose(build: Build, state: State, inst: Expose) -> State:
     for word in words:
         port, _, proto = word.partition("/")
         rc = rc.with_port(f"{port}/{(proto or 'tcp').lower()}")
-    return build.metadata(state, rc, created_by_nop("EXPOSE " + " ".join(words)))
+    # docker classic records the words sorted ("EXPOSE 53/udp 80")
+    return build.metadata(state, rc, created_by_nop("EXPOSE " + " ".join(sorted(words))))
 
 
 def dispatch_workdir(build: Build, state: State, inst: Workdir) -> State:

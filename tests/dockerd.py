@@ -64,10 +64,11 @@ class DockerDaemon:
         except OSError:
             return "(no log)"
 
-    def run(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, check: bool = True, timeout: float = 300,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """Run ``docker -H <ours> args…``; with ``check`` a failure raises with its output."""
         proc = subprocess.run([self.docker, "-H", self.host, *args], capture_output=True,
-                              text=True, timeout=timeout)
+                              text=True, timeout=timeout, env=env)
         if check and proc.returncode != 0:
             raise AssertionError(f"docker {' '.join(args)} failed ({proc.returncode}):\n"
                                  f"{proc.stdout}{proc.stderr}")
