@@ -4,7 +4,6 @@ the same layers, rootfs, config and history.  This reaches beyond the fixed gold
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess

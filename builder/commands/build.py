@@ -1,0 +1,53 @@
+"""`pybuild build` (also `pybuild -f Buildfile -t NAME CONTEXT`) and `pybuild parse`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from builder.commands import store_of
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from builder.build import Build, BuildOptions
+    from builder.buildfile.parse import parse_file
+    from builder.buildlog import BuildLog
+
+    context = Path(args.context)
+    buildfile = Path(args.file) if args.file else context / "Buildfile"
+    if not args.file and not buildfile.exists() and (context / "Dockerfile").exists():
+        buildfile = context / "Dockerfile"
+    parsed = parse_file(buildfile)
+    log = BuildLog(quiet=args.quiet)
+    options = BuildOptions(buildfile=buildfile, context=context, tags=tuple(args.tag), no_cache=args.no_cache)
+    image_id = Build(store_of(args), options, log).run(parsed)
+    if args.quiet:
+        print(image_id)
+    else:
+        print(f"Successfully built {image_id[7:19]}")
+        for tag in args.tag:
+            from builder.store import normalize_tag
+            print(f"Successfully tagged {normalize_tag(tag)}")
+    return 0
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    from builder.buildfile.dump import dump
+    from builder.buildfile.parse import parse_file
+    print(dump(parse_file(Path(args.buildfile))), end="")
+    return 0
+
+
+def register(sub, common) -> None:
+    b = sub.add_parser("build", parents=[common], help="build an image from a Buildfile")
+    b.add_argument("-f", "--file", help="the Buildfile (default CONTEXT/Buildfile)")
+    b.add_argument("-t", "--tag", action="append", default=[], help="name[:tag] for the image (repeatable)")
+    b.add_argument("--no-cache", action="store_true", help="do not use the build cache")
+    b.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
+    b.add_argument("context", nargs="?", default=".", help="build context directory (default .)")
+    b.set_defaults(func=cmd_build)
+
+    pa = sub.add_parser("parse", parents=[common], help="print the parsed instructions of a Buildfile")
+    pa.add_argument("--dump", action="store_true", help="(default) dump the parse")
+    pa.add_argument("buildfile")
+    pa.set_defaults(func=cmd_parse)

@@ -1,0 +1,103 @@
+"""The store's images: `images`, `history`, `inspect`, `tag`, `rmi`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from builder.commands import store_of
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    from builder.image import parse_config
+    from builder.inspect.history import image_size, render, since
+    from builder.buildlog import human_size
+    from datetime import datetime, timezone
+
+    store = store_of(args)
+    now = datetime.now(timezone.utc)
+    table = [("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "LAYERS", "SIZE")]
+    for ref, image_id in sorted(store.tags().items()):
+        repo, _, tag = ref.rpartition(":")
+        cfg = parse_config(store.image_config(image_id))
+        table.append((repo, tag, image_id[7:19], since(cfg.created, now), str(len(cfg.diff_ids)),
+                      human_size(image_size(store, cfg))))
+    print(render(table))
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from builder.inspect.history import format_history, history_rows
+    store = store_of(args)
+    rows = history_rows(store, store.resolve(args.image))
+    if args.format == "json":
+        print(json.dumps([r.__dict__ for r in rows], indent=2))
+    else:
+        print(format_history(rows, no_trunc=args.no_trunc))
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from builder.digest import chain_ids
+    store = store_of(args)
+    image_id = store.resolve(args.image)
+    config = json.loads(store.image_config(image_id))
+    diff_ids = config["rootfs"]["diff_ids"]
+    out = {
+        "Id": image_id,
+        "RepoTags": sorted(t for t, i in store.tags().items() if i == image_id),
+        "Config": config,
+        "Manifest": json.loads(store.image_manifest(image_id)),
+        "DiffIDs": diff_ids,
+        "ChainIDs": chain_ids(diff_ids),
+    }
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def cmd_rmi(args: argparse.Namespace) -> int:
+    from builder.store import normalize_tag
+    store = store_of(args)
+    for ref in args.images:
+        image_id = store.resolve(ref)
+        tags = store.tags()
+        # by name: drop that name; by ID: drop every name of the image
+        names = [normalize_tag(ref)] if normalize_tag(ref) in tags else \
+            sorted(t for t, i in tags.items() if i == image_id)
+        for name in names:
+            store.remove_tag(name)
+            print(f"Untagged: {name}")
+        if image_id not in store.tags().values():
+            store.remove_image(image_id)
+            print(f"Deleted: {image_id}")
+    return 0
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    store = store_of(args)
+    store.set_tag(args.target, store.resolve(args.source))
+    return 0
+
+
+def register(sub, common) -> None:
+    im = sub.add_parser("images", parents=[common], help="list tagged images")
+    im.set_defaults(func=cmd_images)
+
+    h = sub.add_parser("history", parents=[common], help="how each layer of an image was made")
+    h.add_argument("image")
+    h.add_argument("--no-trunc", action="store_true")
+    h.add_argument("--format", choices=("table", "json"), default="table")
+    h.set_defaults(func=cmd_history)
+
+    ins = sub.add_parser("inspect", parents=[common], help="config, manifest, diffIDs, chain IDs (JSON)")
+    ins.add_argument("image")
+    ins.set_defaults(func=cmd_inspect)
+
+    r = sub.add_parser("rmi", parents=[common], help="untag and remove images")
+    r.add_argument("images", nargs="+")
+    r.set_defaults(func=cmd_rmi)
+
+    t = sub.add_parser("tag", parents=[common], help="give an image another name")
+    t.add_argument("source")
+    t.add_argument("target")
+    t.set_defaults(func=cmd_tag)
