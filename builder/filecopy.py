@@ -20,13 +20,14 @@ import hashlib
 import os
 import posixpath
 import stat
+import tarfile
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
 from builder.context import Source
 from builder.errors import ContextError, LayerError
-from builder.layer.root import RootDir, clean, remove_all
+from builder.layer.root import RootDir, remove_all
 from builder.layer.unpack import extract_archive, open_maybe_compressed
 
 CHUNK = 1 << 20
@@ -121,9 +122,10 @@ def _file_sha(path: str | Path) -> str:
 
 # -- inside the step's helper process -------------------------------------------------------
 def make_workdir(merged: Path, path: str) -> None:
-    """WORKDIR: ``mkdir -p`` inside the rootfs (root-owned, 0755), nothing if it exists."""
+    """WORKDIR: ``mkdir -p`` inside the rootfs (root-owned, 0755), nothing if it exists.
+    Symlinks on the way are resolved like an ADD/COPY destination (resolve_in_scope)."""
     with RootDir(merged) as root:
-        os.close(root.open_dir(path, create=True))
+        os.close(root.open_dir(resolve_in_scope(root, path), create=True))
 
 
 def copy_items(merged: Path, items: list[Item], dest: str) -> None:
@@ -135,14 +137,18 @@ def copy_items(merged: Path, items: list[Item], dest: str) -> None:
 
 def _copy_one(root: RootDir, merged: Path, item: Item, dest: str) -> None:
     src = item.source
-    dest_rel = clean(dest)
+    dest_rel = resolve_in_scope(root, dest)
     if item.extract:
+        check_archive(src)
         stream = open_maybe_compressed(src.path)
         if stream is None:
             raise LayerError(f"internal error: {src.rel} is no longer an archive")
-        with stream:
-            os.close(root.open_dir(dest_rel, create=True))
-            extract_archive(stream, merged, dest_rel)
+        try:
+            with stream:
+                os.close(root.open_dir(dest_rel, create=True))
+                extract_archive(stream, merged, dest_rel)
+        except LayerError as e:
+            raise LayerError(f"ADD {src.rel}: extract into {dest}: {e}") from e
         return
     if src.is_dir:
         created = dest_rel != "." and root.lstat(dest_rel) is None
@@ -158,6 +164,108 @@ def _copy_one(root: RootDir, merged: Path, item: Item, dest: str) -> None:
         _write_file(dirfd, name, src.path, item.mode, item.mtime)
     finally:
         os.close(dirfd)
+
+
+MAX_SYMLINKS = 255
+
+
+def resolve_in_scope(root: RootDir, path: str) -> str:
+    """``path`` with every symlink resolved inside the rootfs, docker's FollowSymlinkInScope.
+
+    Classic docker resolves an ADD/COPY destination lexically: a link's target is joined to
+    where the link is and ``..`` is applied to the *resolved* path, clamped at ``/``; missing
+    components are kept as written (the copy creates them).  So ``/link -> /nonexistent/../../etc``
+    is ``etc``, and a link to a path that does not exist yet is followed to that path (the
+    kernel, resolving ``/nonexistent/..``, would fail instead).  The final component is
+    resolved too: COPY onto a symlink writes where it points, as the classic builder does.
+    Returns a symlink-free path relative to the root (``"."`` for the root itself)."""
+    todo = [p for p in reversed(path.split("/")) if p not in ("", ".")]
+    done: list[str] = []
+    followed = 0
+    while todo:
+        part = todo.pop()
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        candidate = "/".join(done + [part])
+        st = root.lstat(candidate)
+        if st is None or not stat.S_ISLNK(st.st_mode):
+            done.append(part)
+            continue
+        followed += 1
+        if followed > MAX_SYMLINKS:
+            raise LayerError(f"resolve {path}: too many levels of symbolic links")
+        dirfd, name = root.parent_of(candidate)
+        try:
+            target = os.readlink(name, dir_fd=dirfd)
+        except OSError as e:
+            raise LayerError(f"resolve {path}: readlink {candidate}: {e.strerror}") from e
+        finally:
+            os.close(dirfd)
+        if target.startswith("/"):
+            done = []
+        todo.extend(p for p in reversed(target.split("/")) if p not in ("", "."))
+    return "/".join(done) or "."
+
+
+def check_archive(src: Source) -> None:
+    """Refuse an ADD archive that would leave its destination, before extracting anything.
+
+    Like docker's classic untar (``breakoutError``): an entry name or hardlink target with a
+    ``..`` climbing above the destination, and a relative symlink pointing above it, are
+    refused.  pybuild also refuses an entry whose path goes through a symlink the same
+    archive made (a classic symlink-then-file attack; classic docker fails on it only by
+    accident of the chroot).  Absolute names and absolute symlink targets are allowed: a
+    leading ``/`` is stripped, and links are clamped to the rootfs when followed."""
+    stream = open_maybe_compressed(src.path)
+    if stream is None:
+        raise LayerError(f"internal error: {src.rel} is no longer an archive")
+    links: set[str] = set()
+    try:
+        with stream, tarfile.open(fileobj=stream, mode="r|", encoding="utf-8",
+                                  errors="surrogateescape") as tar:
+            for member in tar:
+                _check_member(src, member, links)
+                tar.members.clear()
+    except tarfile.TarError as e:
+        raise LayerError(f"ADD {src.rel}: read archive: {e}") from e
+
+
+def _check_member(src: Source, member: tarfile.TarInfo, links: set[str]) -> None:
+    name = posixpath.normpath("/" + member.name).lstrip("/") or "."
+    if _climbs(member.name.lstrip("/")):
+        raise LayerError(f"ADD {src.rel}: archive entry {member.name!r} escapes the destination")
+    parts = name.split("/")
+    for i in range(1, len(parts)):
+        prefix = "/".join(parts[:i])
+        if prefix in links:
+            raise LayerError(f"ADD {src.rel}: archive entry {member.name!r} goes through "
+                             f"symlink {prefix!r} of the same archive")
+    if member.islnk() and _climbs(member.linkname.lstrip("/")):
+        raise LayerError(f"ADD {src.rel}: hardlink {member.name!r} -> {member.linkname!r} "
+                         "escapes the destination")
+    if member.issym() and not member.linkname.startswith("/") and \
+            _climbs(posixpath.join(posixpath.dirname(name), member.linkname)):
+        raise LayerError(f"ADD {src.rel}: symlink {member.name!r} -> {member.linkname!r} "
+                         "points outside the destination")
+    if member.issym():
+        links.add(name)
+    else:
+        links.discard(name)
+
+
+def _climbs(rel: str) -> bool:
+    """Whether relative path ``rel`` goes above its starting directory at any point."""
+    depth = 0
+    for part in rel.split("/"):
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif part not in ("", "."):
+            depth += 1
+    return False
 
 
 def _is_dir_in_root(root: RootDir, rel: str) -> bool:

@@ -1,0 +1,90 @@
+"""The command line on bad input: a one-line `pybuild: error:` message, never a Python
+traceback, and the exit code cli.py documents (1 operation failed, 2 Buildfile/usage error)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from builder.store import Store
+from conftest import pybuild
+
+FROM = "FROM pbtest/busybox:base\n"
+
+
+def run_build(store_root: Path, tmp_path: Path, buildfile: str | None, *extra: str):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir(exist_ok=True)
+    args = ["build", "-t", "cli/test", *extra]
+    if buildfile is not None:
+        (tmp_path / "Buildfile").write_text(buildfile)
+        args += ["-f", str(tmp_path / "Buildfile")]
+    return pybuild(*args, str(ctx), root=store_root, check=False)
+
+
+def assert_clean_failure(proc, code: int, *needles: str) -> None:
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == code, out
+    assert "Traceback" not in out, out
+    assert "internal error" not in out, out
+    assert proc.stderr.startswith("pybuild: error: "), proc.stderr
+    for needle in needles:
+        assert needle in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("buildfile, code, needles", [
+    # FILE:LINE:COL, the line itself, a caret under the instruction, and a suggestion
+    pytest.param(FROM + "RUNN echo hi\n", 2,
+                 ("Buildfile:2:1: unknown instruction: RUNN", "\n    RUNN echo hi\n    ^\n",
+                  "did you mean RUN?"), id="unknown-instruction"),
+    pytest.param(FROM + "  COPPY a b\n", 2, ("Buildfile:2:3:", "\n      ^\n", "did you mean COPY?"),
+                 id="unknown-instruction-indented"),
+    pytest.param("FROM nosuch/image\nRUN true\n", 1, ("base image nosuch/image is not in the store",),
+                 id="missing-base-image"),
+    pytest.param(FROM + "RUN exit 3\n", 1, ("step 2/2: RUN exit 3: exit code 3",), id="run-exits-3"),
+    pytest.param(FROM + "COPY nothere /x\n", 1, ("file not found in build context",),
+                 id="missing-source"),
+    pytest.param("RUN true\n", 2, ("the first instruction must be FROM",), id="no-from"),
+])
+def test_build_failure(store_root, tmp_path, buildfile, code, needles):
+    proc = run_build(store_root, tmp_path, buildfile)
+    assert_clean_failure(proc, code, *needles)
+    assert "cli/test:latest" not in Store(store_root).tags(), "a failed build must not be tagged"
+
+
+def test_missing_buildfile(store_root, tmp_path):
+    """No Buildfile (nor Dockerfile) in the context: a usage error naming the path."""
+    proc = run_build(store_root, tmp_path, None)
+    assert_clean_failure(proc, 2, str(tmp_path / "ctx" / "Buildfile"))
+
+
+def test_missing_buildfile_given_with_f(store_root, tmp_path):
+    proc = pybuild("build", "-f", str(tmp_path / "nosuch"), str(tmp_path), root=store_root, check=False)
+    assert_clean_failure(proc, 2, str(tmp_path / "nosuch"))
+
+
+def test_missing_context_dir(store_root, tmp_path):
+    (tmp_path / "Buildfile").write_text(FROM + "COPY a /a\n")
+    proc = pybuild("build", "-f", str(tmp_path / "Buildfile"), str(tmp_path / "nosuch"),
+                   root=store_root, check=False)
+    assert_clean_failure(proc, 1, "nosuch")
+
+
+@pytest.mark.parametrize("args, code, needle", [
+    pytest.param(("history", "nosuch"), 1, "no such image", id="history"),
+    pytest.param(("inspect", "nosuch"), 1, "no such image", id="inspect"),
+    pytest.param(("rmi", "nosuch"), 1, "no such image", id="rmi"),
+    pytest.param(("tag", "nosuch", "other"), 1, "no such image", id="tag"),
+])
+def test_no_such_image(store_root, args, code, needle):
+    proc = pybuild(*args, root=store_root, check=False)
+    assert_clean_failure(proc, code, needle)
+
+
+def test_usage_error_exit_2(store_root):
+    """argparse's own errors (a missing argument) exit 2 without a traceback."""
+    proc = pybuild("history", root=store_root, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "usage:" in proc.stderr
