@@ -8,6 +8,7 @@ missing, an archive does not verify, …); 2 bad usage or a Buildfile error; 70 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
@@ -28,7 +29,13 @@ def main(argv: list[str] | None = None) -> int:
         root = argv.pop(0).partition("=")[2] or (argv.pop(0) if argv else "")
     parser, commands = _parser()
     if argv and argv[0] not in commands and argv[0] not in ("-h", "--help", "--version"):
-        argv.insert(0, "build")                   # `pybuild -f Buildfile -t x .`
+        if not argv[0].startswith("-") and not os.path.isdir(argv[0]):
+            import difflib
+            close = difflib.get_close_matches(argv[0], sorted(commands), n=1)
+            hint = f" (did you mean `pybuild {close[0]}`?)" if close else ""
+            print(f"pybuild: error: unknown command {argv[0]}{hint}; see `pybuild --help`", file=sys.stderr)
+            return 2
+        argv.insert(0, "build")                   # `pybuild -f Buildfile -t x .` / `pybuild .`
     args = parser.parse_args(argv)
     args.root = args.root or root
     signal.signal(signal.SIGTERM, _on_sigterm)

@@ -38,6 +38,12 @@ class BuildfileError(PybuildError):
         return text
 
 
+class UsageError(PybuildError):
+    """The command line names something that is not there (a Buildfile, …)."""
+
+    exit_code = 2
+
+
 class ContextError(PybuildError):
     """An ADD/COPY source is missing, unreadable or outside the build context."""
 

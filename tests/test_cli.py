@@ -88,3 +88,15 @@ def test_usage_error_exit_2(store_root):
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "usage:" in proc.stderr
+
+
+@pytest.mark.parametrize("argv, message", [
+    pytest.param(("frobnicate",), "unknown command frobnicate; see `pybuild --help`", id="unknown"),
+    # a near miss gets a suggestion rather than being taken as a build context
+    pytest.param(("histroy", "x"), "unknown command histroy (did you mean `pybuild history`?)", id="typo"),
+])
+def test_unknown_command(store_root, argv, message):
+    proc = pybuild(*argv, root=store_root, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith(f"pybuild: error: {message}")
+    assert "Traceback" not in proc.stderr

@@ -19,7 +19,7 @@ from builder.buildfile.flags import check_flags
 from builder.buildfile.grammar import parse_instruction, parse_words
 from builder.buildfile.json_form import FALLBACK_WARNING, decode
 from builder.buildfile.lines import LogicalLine, split_lines
-from builder.errors import BuildfileError
+from builder.errors import BuildfileError, UsageError
 
 SUPPORTED = ("FROM", "RUN", "CMD", "ENTRYPOINT", "ADD", "COPY", "ENV", "LABEL", "WORKDIR",
              "USER", "EXPOSE")
@@ -52,8 +52,12 @@ def parse_file(path: str | Path) -> ins.Buildfile:
     """Read and parse a Buildfile; an unreadable file is a BuildfileError too."""
     try:
         text = Path(path).read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise BuildfileError(f"read Buildfile: {e}", file=str(path), line=0, column=0) from e
+    except FileNotFoundError:
+        raise UsageError(f"Buildfile not found: {path}") from None
+    except OSError as e:
+        raise UsageError(f"cannot read Buildfile {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise UsageError(f"Buildfile {path} is not UTF-8 text (byte {e.start})") from None
     return parse_buildfile(text, file=str(path))
 
 
