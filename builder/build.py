@@ -19,9 +19,10 @@ from typing import Any
 from builder import image as img
 from builder.buildfile.instructions import Buildfile
 from builder.buildlog import BuildLog, human_size
-from builder.digest import EMPTY_LAYER_DIFF_ID, chain_id, chain_ids, sha256_bytes
+from builder.digest import EMPTY_LAYER_DIFF_ID, EMPTY_TAR, chain_id, chain_ids, sha256_bytes
 from builder.errors import ImageNotFound, StepError, StoreError
 from builder.image import History, ImageConfig
+from builder.inspect import explain
 from builder.layer import sandbox
 from builder.layer.capture import capture
 from builder.layer.overlay import OverlayMount
@@ -35,6 +36,7 @@ class BuildOptions:
     context: Path
     tags: tuple[str, ...] = ()
     no_cache: bool = False        # accepted; every step runs (the build cache is issue #4)
+    explain: str | None = None    # "text" or "json": record how every step became a layer
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ class Build:
         self.log = log
         self._stage: Path | None = None
         self.escape = "\\"                        # the Buildfile's escape character
+        self.explanations: list[explain.StepExplanation] = []
+        self._step: StepRef | None = None
 
     def run(self, buildfile: Buildfile) -> str:
         from builder.dispatch import dispatch        # handlers import this module's types
@@ -72,9 +76,13 @@ class Build:
         state: State | None = None
         with self._staging():
             for n, inst in enumerate(buildfile.instructions, start=1):
-                step = StepRef(n, total, inst.original)
+                step = self._step = StepRef(n, total, inst.original)
                 self.log.step(n, total, inst.original)
+                before = len(self.explanations)
                 state = dispatch(self, state, inst, step)
+                if self.options.explain == "text":
+                    for e in self.explanations[before:]:
+                        self.log.explain(explain.render_text(e))
                 self.log.note(_short(self.image_id_of(state.config)))
         assert state is not None, "a parsed Buildfile has at least one instruction"
         image_id = self.commit_image(state)
@@ -101,9 +109,9 @@ class Build:
 
     def run_command(self, state: State, step: StepRef, argv: tuple[str, ...], created_by: str) -> State:
         """RUN: execute ``argv`` chrooted over the union; capture what it changed."""
-        def action(mount: OverlayMount, step_dir: Path) -> None:
+        def action(mount: OverlayMount, step_dir: Path) -> OverlayMount:
             init = step_dir / "init"
-            sandbox.make_init_layer(init, self._stack(state), _sandbox_files())
+            sandbox.make_init_layer(init, self._stack(state), sandbox.host_files())
             mount = replace(mount, lowers=(os.path.relpath(init, self.store.root),) + mount.lowers)
             hostname = secrets.token_hex(6)     # docker uses the container's short id
             env = state.config.config.env
@@ -117,16 +125,23 @@ class Build:
             if code != 0:
                 raise StepError(step=step.number, total=step.total, instruction=step.original,
                                 reason=f"exit code {code}", exit_code=code)
+            return mount
         return self._layer_step(state, created_by, action)
 
     def change_root(self, state: State, created_by: str, fn: Callable[..., Any], *args: Any) -> State:
         """ADD/COPY/WORKDIR: call ``fn(merged_dir, *args)`` with the union mounted (no chroot)."""
-        def action(mount: OverlayMount, step_dir: Path) -> None:
+        def action(mount: OverlayMount, step_dir: Path) -> OverlayMount:
             sandbox.call_in_root(mount, fn, *args)
+            return mount
         return self._layer_step(state, created_by, action)
 
     def metadata(self, state: State, run_config: img.RunConfig, created_by: str, **changes: Any) -> State:
         """A config-only step: new RunConfig, and an empty_layer history entry."""
+        if self.options.explain and self._step is not None:
+            self.explanations.append(explain.StepExplanation(
+                number=self._step.number, total=self._step.total, instruction=self._step.original,
+                kind="config", config_change=explain.config_change(state.config.config, run_config),
+                created_by=created_by))
         cfg = replace(state.config, config=run_config)
         cfg = cfg.with_history(History(created_by=created_by, created=img.now_rfc3339(), empty_layer=True))
         return replace(state, config=cfg, **changes)
@@ -140,11 +155,7 @@ class Build:
         return sha256_bytes(img.config_bytes(cfg))
 
     def commit_image(self, state: State) -> str:
-        data = img.config_bytes(state.config)
-        layers = [(d, self.store.layer_info(c).size) for d, c in zip(state.config.diff_ids, state.chain)]
-        manifest = img.manifest_bytes(config_digest=self.image_id_of(state.config),
-                                      config_size=len(data), layers=layers)
-        return self.store.put_image(data, manifest)
+        return self.store.put_config(img.config_bytes(state.config), state.config.diff_ids)
 
     # -- internals ---------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -160,7 +171,7 @@ class Build:
         return LayerStack(tuple(self.store.layer_dir(c) for c in reversed(state.chain)))
 
     def _layer_step(self, state: State, created_by: str,
-                    action: Callable[[OverlayMount, Path], None]) -> State:
+                    action: Callable[[OverlayMount, Path], OverlayMount]) -> State:
         assert self._stage is not None
         step_dir = Path(self._stage) / f"step-{secrets.token_hex(4)}"
         step_dir.mkdir()
@@ -171,8 +182,12 @@ class Build:
             lowers = tuple(self.store.short_layer_path(c) for c in reversed(state.chain)) or (f"{rel}/empty",)
             mount = OverlayMount(lowers=lowers, upper=f"{rel}/upper", work=f"{rel}/work",
                                  target=str(step_dir / "merged"), cwd=str(self.store.root))
-            action(mount, step_dir)
-            return self._commit_upper(state, step_dir, created_by)
+            used = action(mount, step_dir)
+            seen = self._explain_upper(state, step_dir / "upper") if self.options.explain else ()
+            new = self._commit_upper(state, step_dir, created_by)
+            if self.options.explain:
+                self._record(state, new, used, seen, created_by)
+            return new
         finally:
             shutil.rmtree(step_dir, ignore_errors=True)
 
@@ -181,6 +196,7 @@ class Build:
         with open(tar_path, "wb") as out, self.log.bar("capturing layer") as done:
             cap = capture(step_dir / "upper", out, on_progress=done)
         now = img.now_rfc3339()
+        self._last_capture = (cap.diff_id, cap.size)
         if cap.diff_id == EMPTY_LAYER_DIFF_ID:
             cfg = state.config.with_history(History(created_by=created_by, created=now, empty_layer=True))
             return replace(state, config=cfg)
@@ -190,20 +206,31 @@ class Build:
                                 unpacked=step_dir / "upper", tar_path=tar_path, size=cap.size)
         self.log.note(f"layer {_short(cap.diff_id)} ({human_size(cap.size)}, {len(cap.entries)} entries)")
         cfg = state.config.with_layer(cap.diff_id, History(created_by=created_by, created=now))
+        self._last_capture = (cap.diff_id, cap.size)
         return replace(state, config=cfg, chain=state.chain + (cid,))
+
+    # -- --explain ---------------------------------------------------------------------------
+    def _explain_upper(self, state: State, upper: Path) -> tuple[explain.UpperEntry, ...]:
+        stack = self._stack(state)
+        return tuple(explain.upper_entries(upper, lambda rel: stack.lookup(rel) is not None))
+
+    def _record(self, before: State, after: State, mount: OverlayMount,
+                entries: tuple[explain.UpperEntry, ...], created_by: str) -> None:
+        assert self._step is not None
+        roles = {self.store.short_layer_path(c): f"layer {i}: {_short(d)}"
+                 for i, (c, d) in enumerate(zip(before.chain, before.config.diff_ids))}
+        lowers = tuple(explain.LowerDir(p, roles.get(p, "init layer: mount points for the sandbox"
+                                                     if p.endswith("/init") else "empty dir: no layers yet"))
+                       for p in mount.lowers)
+        made = len(after.chain) > len(before.chain)
+        diff_id, size = self._last_capture if made else (EMPTY_LAYER_DIFF_ID, len(EMPTY_TAR))
+        self.explanations.append(explain.StepExplanation(
+            number=self._step.number, total=self._step.total, instruction=self._step.original,
+            kind="layer" if made else "empty layer", lowers=lowers, upper=mount.upper,
+            options=mount.options, entries=entries, diff_id=diff_id, tar_size=size,
+            parent_chain=before.chain[-1] if before.chain and made else None,
+            chain_id=after.chain[-1] if made else "", created_by=created_by))
 
 
 def _short(digest: str) -> str:
     return digest.removeprefix("sha256:")[:12]
-
-
-def _sandbox_files() -> dict[str, bytes]:
-    """Private copies of the host's resolv.conf and hosts for the RUN sandbox."""
-    files = {}
-    for rel in ("etc/resolv.conf", "etc/hosts"):
-        try:
-            files[rel] = Path("/" + rel).read_bytes()
-        except OSError:
-            files[rel] = b""
-    files["etc/hostname"] = b""
-    return files

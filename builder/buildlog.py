@@ -34,6 +34,10 @@ class BuildLog:
         """An indented ``--->`` line under the current step."""
         self._print(f" ---> {text}")
 
+    def explain(self, text: str) -> None:
+        """A --explain block under the current step."""
+        self._print(text)
+
     def warn(self, text: str) -> None:
         if not self.quiet:
             sys.stderr.write(f"[WARNING]: {text}\n")

@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     root = None
     while argv and (argv[0] == "--root" or argv[0].startswith("--root=")):   # a global option
         root = argv.pop(0).partition("=")[2] or (argv.pop(0) if argv else "")
+    argv = ["--explain=text" if a == "--explain" else a for a in argv]   # optional value
     parser, commands = _parser()
     if argv and argv[0] not in commands and argv[0] not in ("-h", "--help", "--version"):
         if not argv[0].startswith("-") and not os.path.isdir(argv[0]):

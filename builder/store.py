@@ -198,6 +198,16 @@ class Store:
         _atomic_write(self.root / "images" / hex_of(image_id), manifest_digest.encode(), self.root)
         return image_id
 
+    def put_config(self, config_bytes: bytes, diff_ids: tuple[str, ...] | list[str]) -> str:
+        """Store an image whose layers are all in the store already: writes its config and an
+        OCI manifest of uncompressed layers (base first); returns the image ID."""
+        from builder.digest import chain_ids
+        from builder.image import manifest_bytes
+        layers = [(d, self.layer_info(c).size) for d, c in zip(diff_ids, chain_ids(diff_ids))]
+        manifest = manifest_bytes(config_digest=sha256_bytes(config_bytes),
+                                  config_size=len(config_bytes), layers=layers)
+        return self.put_image(config_bytes, manifest)
+
     def has_image(self, image_id: str) -> bool:
         return is_digest(image_id) and (self.root / "images" / hex_of(image_id)).is_file()
 

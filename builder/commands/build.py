@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from pathlib import Path
 
 from builder.commands import store_of
@@ -18,10 +20,16 @@ def cmd_build(args: argparse.Namespace) -> int:
     if not args.file and not buildfile.exists() and (context / "Dockerfile").exists():
         buildfile = context / "Dockerfile"
     parsed = parse_file(buildfile)
-    log = BuildLog(quiet=args.quiet)
-    options = BuildOptions(buildfile=buildfile, context=context, tags=tuple(args.tag), no_cache=args.no_cache)
-    image_id = Build(store_of(args), options, log).run(parsed)
-    if args.quiet:
+    # with --explain=json the JSON is the only thing on stdout; the build log goes to stderr
+    log = BuildLog(out=sys.stderr if args.explain == "json" else None, quiet=args.quiet)
+    options = BuildOptions(buildfile=buildfile, context=context, tags=tuple(args.tag),
+                           no_cache=args.no_cache, explain=args.explain)
+    session = Build(store_of(args), options, log)
+    image_id = session.run(parsed)
+    if args.explain == "json":
+        from builder.inspect.explain import to_json
+        print(json.dumps({"image": image_id, "steps": to_json(session.explanations)}, indent=2))
+    elif args.quiet:
         print(image_id)
     else:
         print(f"Successfully built {image_id[7:19]}")
@@ -44,6 +52,10 @@ def register(sub, common) -> None:
     b.add_argument("-t", "--tag", action="append", default=[], help="name[:tag] for the image (repeatable)")
     b.add_argument("--no-cache", action="store_true", help="do not use the build cache")
     b.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
+    # a bare --explain is rewritten to --explain=text by cli.main, so it never eats CONTEXT
+    b.add_argument("--explain", choices=("text", "json"),
+                   help="show how each step became a layer: the overlay mount, the upper dir, "
+                        "the tar entries, diffID and chain ID (json: for tools, on stdout)")
     b.add_argument("context", nargs="?", default=".", help="build context directory (default .)")
     b.set_defaults(func=cmd_build)
 

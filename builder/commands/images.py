@@ -27,13 +27,20 @@ def cmd_images(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from builder.inspect.history import format_history, history_rows
     store = store_of(args)
     rows = history_rows(store, store.resolve(args.image))
-    if args.format == "json":
-        print(json.dumps([r.__dict__ for r in rows], indent=2))
+    if args.format in ("json", "yaml"):
+        data = [dataclasses.asdict(r) for r in rows]
+        if args.format == "json":
+            print(json.dumps(data, indent=2))
+        else:
+            import yaml
+            print(yaml.safe_dump(data, sort_keys=False), end="")
     else:
-        print(format_history(rows, no_trunc=args.no_trunc))
+        print(format_history(rows, no_trunc=args.no_trunc, ids=args.ids))
     return 0
 
 
@@ -85,8 +92,9 @@ def register(sub, common) -> None:
 
     h = sub.add_parser("history", parents=[common], help="how each layer of an image was made")
     h.add_argument("image")
-    h.add_argument("--no-trunc", action="store_true")
-    h.add_argument("--format", choices=("table", "json"), default="table")
+    h.add_argument("--no-trunc", action="store_true", help="full IDs and commands")
+    h.add_argument("--ids", action="store_true", help="add each layer's diffID and chain ID")
+    h.add_argument("--format", choices=("table", "json", "yaml"), default="table")
     h.set_defaults(func=cmd_history)
 
     ins = sub.add_parser("inspect", parents=[common], help="config, manifest, diffIDs, chain IDs (JSON)")

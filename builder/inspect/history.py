@@ -67,32 +67,59 @@ def layer_content_size(store: Store, chain: str) -> int:
     return total
 
 
-def format_history(rows: list[HistoryRow], *, no_trunc: bool = False, now: datetime | None = None) -> str:
+def format_history(rows: list[HistoryRow], *, no_trunc: bool = False, ids: bool = False,
+                   now: datetime | None = None) -> str:
+    """docker history's table; ``ids`` adds DIFF ID and CHAIN ID columns (short unless
+    ``no_trunc``), empty for history entries that made no layer."""
     now = now or datetime.now(timezone.utc)
-    table = [("IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT")]
+    header = ("IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT")
+    table = [header + (("DIFF ID", "CHAIN ID") if ids else ())]
     for r in rows:
         image = r.image if r.image == "<missing>" or no_trunc else r.image[7:19]
         by = r.created_by if no_trunc else _trunc(r.created_by, 45)
-        table.append((image, since(r.created, now), by, human_size(r.size), r.comment))
+        row = (image, since(r.created, now), by, human_size(r.size), r.comment)
+        if ids:
+            row += tuple("" if d is None else d if no_trunc else d[7:19] for d in (r.diff_id, r.chain_id))
+        table.append(row)
     return render(table)
 
 
 def since(created: str, now: datetime) -> str:
-    """Docker's "2 minutes ago"."""
+    """Docker's CREATED column (go-units HumanDuration + " ago")."""
     if not created:
         return "N/A"
     try:
-        t = datetime.fromisoformat(created.replace("Z", "+00:00")[:26] + "+00:00"
-                                   if "." in created else created.replace("Z", "+00:00"))
+        head, _, frac = created.rstrip("Z").partition(".")
+        t = datetime.fromisoformat(head).replace(tzinfo=timezone.utc)
     except ValueError:
         return created
-    secs = int((now - t).total_seconds())
-    for unit, n in (("year", 365 * 86400), ("month", 30 * 86400), ("week", 7 * 86400),
-                    ("day", 86400), ("hour", 3600), ("minute", 60)):
-        if secs >= n:
-            k = secs // n
-            return f"{k} {unit}{'s' if k > 1 else ''} ago" if k > 1 else f"{'An' if unit == 'hour' else 'a'} {unit} ago"
-    return "Less than a second ago" if secs < 1 else f"{secs} seconds ago"
+    return human_duration((now - t).total_seconds()) + " ago"
+
+
+def human_duration(seconds: float) -> str:
+    s = int(seconds)
+    minutes, hours = s // 60, s // 3600
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // (24 * 7)} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // (24 * 30)} months"
+    return f"{hours // (24 * 365)} years"
 
 
 def render(table: list[tuple[str, ...]]) -> str:

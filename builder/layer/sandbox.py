@@ -83,23 +83,39 @@ def make_init_layer(path: Path, stack: LayerStack, files: dict[str, bytes]) -> N
         os.utime(path / "etc", ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
-def run(mount: OverlayMount, spec: RunSpec, on_output: Callable[[bytes], None], *, files_dir: Path) -> int:
+def host_files() -> dict[str, bytes]:
+    """The host's resolv.conf and hosts, for private copies inside the sandbox."""
+    files = {}
+    for rel in ("etc/resolv.conf", "etc/hosts"):
+        try:
+            files[rel] = Path("/" + rel).read_bytes()
+        except OSError:
+            files[rel] = b""
+    return files
+
+
+def run(mount: OverlayMount, spec: RunSpec, on_output: Callable[[bytes], None] | None, *,
+        files_dir: Path) -> int:
     """Run ``spec`` chrooted in the union; stream its output (stdout and stderr merged) to
-    ``on_output``; return its exit status (128+N if killed by signal N).  ``files_dir`` holds
-    the private copies of resolv.conf/hosts/hostname that ``make_init_layer`` wrote."""
-    out_r, out_w = os.pipe()
+    ``on_output`` — or, when it is None, let the command use pybuild's own stdin, stdout and
+    stderr (``pybuild run``); return its exit status (128+N if killed by signal N).
+    ``files_dir`` holds the private resolv.conf/hosts/hostname that ``make_init_layer`` wrote."""
+    out_r, out_w = os.pipe() if on_output is not None else (-1, -1)
     ctl_r, ctl_w = os.pipe()
     pid = os.fork()
     if pid == 0:                                          # child: namespaces + mounts
-        os.close(out_r)
+        if out_r >= 0:
+            os.close(out_r)
         os.close(ctl_r)
         _child_run(mount, spec, str(files_dir), out_w, ctl_w)  # never returns
-    os.close(out_w)
+    if out_w >= 0:
+        os.close(out_w)
     os.close(ctl_w)
     try:
-        with os.fdopen(out_r, "rb", buffering=0) as out:
-            while chunk := out.read(65536):
-                on_output(chunk)
+        if on_output is not None:
+            with os.fdopen(out_r, "rb", buffering=0) as out:
+                while chunk := out.read(65536):
+                    on_output(chunk)
         status = _wait(pid)
         report = _read_all(ctl_r)
     except BaseException:
@@ -173,7 +189,8 @@ def _enter_namespaces(flags: int) -> None:
 def _child_run(mount: OverlayMount, spec: RunSpec, files_dir: str, out_w: int, ctl_w: int) -> None:
     code = 125
     try:
-        os.setpgid(0, 0)            # Ctrl-C goes to pybuild, which then kills us explicitly
+        if out_w >= 0:              # a build: Ctrl-C goes to pybuild, which kills us explicitly
+            os.setpgid(0, 0)
         _enter_namespaces(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC)
         overlay.mount_overlay(mount)
         merged = os.path.abspath(mount.target)
@@ -184,7 +201,8 @@ def _child_run(mount: OverlayMount, spec: RunSpec, files_dir: str, out_w: int, c
         if inner == 0:
             os.close(ctl_w)
             _exec_inner(merged, spec, out_w)        # never returns
-        os.close(out_w)
+        if out_w >= 0:
+            os.close(out_w)
         os.write(ctl_w, f"pid {inner}\n".encode())
         code = _wait(inner)
         for point in overlay.mounts_under(merged):
@@ -226,13 +244,14 @@ def _exec_inner(merged: str, spec: RunSpec, out_w: int) -> None:
         overlay.mount("proc", f"{merged}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
         os.chroot(merged)
         os.chdir("/")
-        null = os.open("/dev/null", os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(out_w, 1)
-        os.dup2(out_w, 2)
-        for fd in (null, out_w):
-            if fd > 2:
-                os.close(fd)
+        if out_w >= 0:                          # a build step: no stdin, output to the pipe
+            null = os.open("/dev/null", os.O_RDONLY)
+            os.dup2(null, 0)
+            os.dup2(out_w, 1)
+            os.dup2(out_w, 2)
+            for fd in (null, out_w):
+                if fd > 2:
+                    os.close(fd)
         env = dict(item.partition("=")[::2] for item in spec.env)
         uid, gid, groups, home = _resolve_user(spec.user)
         env.setdefault("HOME", home)
