@@ -8,6 +8,7 @@ A new case without expected.txt fails unless PYBUILD_REGEN=1, which writes it (r
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from builder.buildfile import instructions as ins
 from builder.buildfile.dump import dump
 from builder.buildfile.grammar import parser
 from builder.buildfile.parse import parse_buildfile, parse_file
-from builder.errors import BuildfileError
+from builder.errors import BuildfileError, UsageError
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 REGEN = os.environ.get("PYBUILD_REGEN") == "1"
@@ -147,6 +148,13 @@ def test_positions_and_end_line() -> None:
     assert run.pos.source_line == "  RUN x \\"
 
 
-def test_parse_file_unreadable(tmp_path: Path) -> None:
-    with pytest.raises(BuildfileError, match="read Buildfile"):
-        parse_file(tmp_path / "missing")
+@pytest.mark.parametrize("content, message", [
+    pytest.param(None, "Buildfile not found: ", id="missing"),
+    pytest.param(b"FROM scratch\n\xff\n", "is not UTF-8 text (byte 13)", id="not-utf8"),
+])
+def test_parse_file_unreadable(tmp_path: Path, content: bytes | None, message: str) -> None:
+    path = tmp_path / "Buildfile"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(UsageError, match=re.escape(message)):
+        parse_file(path)
