@@ -23,7 +23,9 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 def cmd_save(args: argparse.Namespace) -> int:
     from builder.export.docker_archive import save
-    save(store_of(args), args.images, Path(args.output), fmt=args.format)
+    from builder.buildlog import BuildLog
+    with BuildLog().bar("saving layers") as done:
+        save(store_of(args), args.images, Path(args.output), fmt=args.format, on_progress=done)
     return 0
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,8 @@ FORMATS = ("docker", "oci")
 _BLOB_PATH = re.compile(r"^(?:\./)?blobs/sha256/([0-9a-f]{64})$")
 
 
-def save(store: Store, refs: list[str], out_path: str | Path, *, fmt: str = "docker") -> None:
+def save(store: Store, refs: list[str], out_path: str | Path, *, fmt: str = "docker",
+         on_progress: Callable[[int], None] | None = None) -> None:
     """Write the images named by ``refs`` (tags or image IDs) into one archive at ``out_path``.
 
     A ref that is a tag is saved under that tag; an image ID is saved untagged.  The archive is
@@ -46,7 +48,7 @@ def save(store: Store, refs: list[str], out_path: str | Path, *, fmt: str = "doc
         raise ArchiveError("save: no images given")
     images = _collect(store, refs)
     with write_archive(out_path) as out:
-        write_layout(out, store, images)
+        write_layout(out, store, images, on_progress)
         out.add_bytes(MANIFEST_FILE, _json(_docker_manifest(images)))
         out.add_bytes(REPOSITORIES_FILE, _json(_repositories(images)))
 

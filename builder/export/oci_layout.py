@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,8 +68,11 @@ def saved_image(store: Store, image_id: str, refs: tuple[TaggedRef, ...]) -> Sav
     return SavedImage(image_id, config, manifest, layers, refs)
 
 
-def write_layout(out: ArchiveWriter, store: Store, images: list[SavedImage]) -> None:
-    """Write the OCI layout part of an archive (blobs are written once even when shared)."""
+def write_layout(out: ArchiveWriter, store: Store, images: list[SavedImage],
+                 on_progress: Callable[[int], None] | None = None) -> None:
+    """Write the OCI layout part of an archive (blobs are written once even when shared).
+    ``on_progress(bytes_so_far)`` is called as layer bytes are copied (for a progress bar)."""
+    copied = 0
     out.add_bytes(LAYOUT_FILE, _json({"imageLayoutVersion": LAYOUT_VERSION}))
     out.add_dir("blobs/sha256")
     descriptors: list[dict[str, Any]] = []
@@ -80,7 +84,8 @@ def write_layout(out: ArchiveWriter, store: Store, images: list[SavedImage]) -> 
                 continue
             with store.open_blob(digest) as f:
                 size = _file_size(f)
-                out.add_stream(name, f, size)
+                out.add_stream(name, _Progress(f, copied, on_progress) if on_progress else f, size)
+                copied += size
         out.add_bytes(blob_name(img.manifest_digest), img.manifest)
         media = json.loads(img.manifest).get("mediaType") or MEDIA_OCI_MANIFEST
         base = {"mediaType": media, "digest": img.manifest_digest, "size": len(img.manifest)}
@@ -91,6 +96,19 @@ def write_layout(out: ArchiveWriter, store: Store, images: list[SavedImage]) -> 
                                                         ANNOTATION_REF_NAME: ref.tag}})
     index = {"schemaVersion": 2, "mediaType": MEDIA_OCI_INDEX, "manifests": descriptors}
     out.add_bytes(INDEX_FILE, _json(index))
+
+
+class _Progress:
+    """A reader that reports the running total of bytes read through it."""
+
+    def __init__(self, src: Any, start: int, report: Callable[[int], None]) -> None:
+        self._src, self._done, self._report = src, start, report
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._src.read(n)
+        self._done += len(data)
+        self._report(self._done)
+        return data
 
 
 def _file_size(f: Any) -> int:
