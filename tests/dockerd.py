@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from builder.layer import overlay
+
 INSTALL_HINT = "run the CI install step (apt-get install -y docker.io skopeo umoci busybox-static) to get it"
 
 
@@ -105,17 +107,5 @@ def _kill_pidfile(path: Path) -> None:
 
 def _unmount_under(root: Path) -> None:
     """Lazily unmount every mount point at or below ``root``, deepest first."""
-    prefix = str(root).rstrip("/") + "/"
-    points: list[str] = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            point = _unescape(line.split()[4])
-            if point == str(root) or point.startswith(prefix):
-                points.append(point)
-    for point in sorted(set(points), key=lambda p: p.count("/"), reverse=True):
+    for point in overlay.mounts_under(str(root)):
         subprocess.run(["umount", "-l", point], capture_output=True)
-
-
-def _unescape(field: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as octal ``\\040`` etc."""
-    return field.encode().decode("unicode_escape") if "\\" in field else field

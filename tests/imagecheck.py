@@ -12,7 +12,7 @@ from pathlib import Path
 from builder.digest import chain_ids, sha256_bytes, sha256_file
 from builder.image import parse_config
 from builder.inspect.listing import tar_lines, tree_lines
-from builder.layer import sandbox
+from builder.layer import overlay, sandbox
 from builder.layer.overlay import OverlayMount
 from builder.store import Store
 
@@ -83,10 +83,4 @@ def config_view(store: Store, image_id: str) -> dict:
 
 def mounts_under(*paths: Path) -> list[str]:
     """Mount points in this (the host's) mount namespace at or below any of ``paths``."""
-    prefixes = [str(Path(p).resolve()) for p in paths]
-    found = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        point = line.split()[4].encode().decode("unicode_escape")
-        if any(point == p or point.startswith(p + "/") for p in prefixes):
-            found.append(point)
-    return found
+    return [point for p in paths for point in overlay.mounts_under(str(Path(p).resolve()))]

@@ -89,16 +89,47 @@ def make_mounts_private() -> None:
     mount(None, "/", None, MS_REC | MS_PRIVATE)
 
 
+@dataclass(frozen=True)
+class MountEntry:
+    """One line of /proc/self/mountinfo: mount point, filesystem type, source, super options."""
+
+    point: str
+    fstype: str
+    source: str
+    options: str
+
+
+def mounts() -> list[MountEntry]:
+    """The mounts of this mount namespace, in /proc/self/mountinfo order (later is on top)."""
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index("-")
+            out.append(MountEntry(_unescape(fields[4]), fields[sep + 1], _unescape(fields[sep + 2]),
+                                  fields[sep + 3] if len(fields) > sep + 3 else ""))
+    return out
+
+
 def mounts_under(path: str) -> list[str]:
     """Mount points at or below ``path`` in this process's namespace, deepest first."""
     prefix = os.path.abspath(path)
-    found = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            point = line.split()[4].encode().decode("unicode_escape")
-            if point == prefix or point.startswith(prefix + "/"):
-                found.append(point)
+    found = [m.point for m in mounts() if m.point == prefix or m.point.startswith(prefix + "/")]
     return sorted(found, key=len, reverse=True)
+
+
+def _unescape(field: str) -> str:
+    """mountinfo's octal escapes (``\\040`` for a space) → the name."""
+    raw = field.encode()
+    out, i = bytearray(), 0
+    while i < len(raw):
+        if raw[i:i + 1] == b"\\" and raw[i + 1:i + 4].isdigit():
+            out.append(int(raw[i + 1:i + 4], 8))
+            i += 4
+        else:
+            out.append(raw[i])
+            i += 1
+    return os.fsdecode(bytes(out))
 
 
 def _b(s: str | None) -> bytes | None:
