@@ -8,6 +8,7 @@ layer, committing it to the store, and recording history.  No format logic lives
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -22,6 +23,7 @@ from builder.buildlog import BuildLog, human_size
 from builder.digest import EMPTY_LAYER_DIFF_ID, EMPTY_TAR, chain_id, chain_ids, sha256_bytes
 from builder.errors import ImageNotFound, StepError, StoreError
 from builder.image import History, ImageConfig
+from builder.cache import BuildCache, FileHashes, step_key
 from builder.inspect import explain
 from builder.layer import sandbox
 from builder.layer.capture import capture
@@ -35,8 +37,9 @@ class BuildOptions:
     buildfile: Path
     context: Path
     tags: tuple[str, ...] = ()
-    no_cache: bool = False        # accepted; every step runs (the build cache is issue #4)
+    no_cache: bool = False        # run every step (results are still recorded in the cache)
     explain: str | None = None    # "text" or "json": record how every step became a layer
+    source_date_epoch: int | None = None   # reproducible: clamp mtimes, date history from it
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,8 @@ class Build:
         self.escape = "\\"                        # the Buildfile's escape character
         self.explanations: list[explain.StepExplanation] = []
         self._step: StepRef | None = None
+        self.cache = BuildCache(store)
+        self.hashes = FileHashes(store)
 
     def run(self, buildfile: Buildfile) -> str:
         from builder.dispatch import dispatch        # handlers import this module's types
@@ -74,7 +79,7 @@ class Build:
         self.escape = buildfile.escape
         total = len(buildfile.instructions)
         state: State | None = None
-        with self._staging():
+        with self.store.in_use(), self._staging():
             for n, inst in enumerate(buildfile.instructions, start=1):
                 step = self._step = StepRef(n, total, inst.original)
                 self.log.step(n, total, inst.original)
@@ -85,6 +90,7 @@ class Build:
                         self.log.explain(explain.render_text(e))
                 self.log.note(_short(self.image_id_of(state.config)))
         assert state is not None, "a parsed Buildfile has at least one instruction"
+        self.hashes.save()
         image_id = self.commit_image(state)
         for tag in self.options.tags:
             self.store.set_tag(tag, image_id)
@@ -94,7 +100,9 @@ class Build:
     def load_base(self, ref: str) -> State:
         """The state after ``FROM ref``: a stored image (with docker's default PATH added)."""
         if ref == "scratch":
-            return State(config=img.empty_config())
+            cfg = img.empty_config()
+            epoch = self.options.source_date_epoch
+            return State(config=cfg if epoch is None else replace(cfg, created=img.rfc3339_of(epoch)))
         try:
             image_id = self.store.resolve(ref)
         except ImageNotFound:
@@ -109,6 +117,10 @@ class Build:
 
     def run_command(self, state: State, step: StepRef, argv: tuple[str, ...], created_by: str) -> State:
         """RUN: execute ``argv`` chrooted over the union; capture what it changed."""
+        return self._cached(state, f"RUN {json.dumps(argv)}\n{created_by}",
+                            lambda: self._run_command(state, step, argv, created_by))
+
+    def _run_command(self, state: State, step: StepRef, argv: tuple[str, ...], created_by: str) -> State:
         def action(mount: OverlayMount, step_dir: Path) -> OverlayMount:
             init = step_dir / "init"
             sandbox.make_init_layer(init, self._stack(state), sandbox.host_files())
@@ -128,8 +140,14 @@ class Build:
             return mount
         return self._layer_step(state, created_by, action)
 
-    def change_root(self, state: State, created_by: str, fn: Callable[..., Any], *args: Any) -> State:
-        """ADD/COPY/WORKDIR: call ``fn(merged_dir, *args)`` with the union mounted (no chroot)."""
+    def change_root(self, state: State, created_by: str, fn: Callable[..., Any], *args: Any,
+                    inputs: str = "") -> State:
+        """ADD/COPY/WORKDIR: call ``fn(merged_dir, *args)`` with the union mounted (no chroot).
+        ``inputs`` is what else decides the result (ADD/COPY: the sources' checksum)."""
+        return self._cached(state, f"{fn.__name__} {created_by}\n{inputs}",
+                            lambda: self._change_root(state, created_by, fn, *args))
+
+    def _change_root(self, state: State, created_by: str, fn: Callable[..., Any], *args: Any) -> State:
         def action(mount: OverlayMount, step_dir: Path) -> OverlayMount:
             sandbox.call_in_root(mount, fn, *args)
             return mount
@@ -137,13 +155,17 @@ class Build:
 
     def metadata(self, state: State, run_config: img.RunConfig, created_by: str, **changes: Any) -> State:
         """A config-only step: new RunConfig, and an empty_layer history entry."""
+        definition = f"{created_by}\n{json.dumps(run_config.to_json(), sort_keys=True)}\n{changes}"
+        return self._cached(state, definition, lambda: self._metadata(state, run_config, created_by, **changes))
+
+    def _metadata(self, state: State, run_config: img.RunConfig, created_by: str, **changes: Any) -> State:
         if self.options.explain and self._step is not None:
             self.explanations.append(explain.StepExplanation(
                 number=self._step.number, total=self._step.total, instruction=self._step.original,
                 kind="config", config_change=explain.config_change(state.config.config, run_config),
                 created_by=created_by))
         cfg = replace(state.config, config=run_config)
-        cfg = cfg.with_history(History(created_by=created_by, created=img.now_rfc3339(), empty_layer=True))
+        cfg = cfg.with_history(History(created_by=created_by, created=self._now(), empty_layer=True))
         return replace(state, config=cfg, **changes)
 
     def staging_path(self) -> Path:
@@ -158,6 +180,25 @@ class Build:
         return self.store.put_config(img.config_bytes(state.config), state.config.diff_ids)
 
     # -- internals ---------------------------------------------------------------------------
+    def _cached(self, state: State, definition: str, produce: Callable[[], State]) -> State:
+        """Serve the step from the cache, or produce it and record the result."""
+        if self.options.source_date_epoch is not None:
+            definition += f"\nSOURCE_DATE_EPOCH={self.options.source_date_epoch}"
+        key = step_key(self.image_id_of(state.config), definition)
+        if not self.options.no_cache and not self.options.explain:
+            hit = self.cache.lookup(key)
+            if hit is not None:
+                self.log.note("Using cache")
+                cfg = img.parse_config(hit.config)
+                return State(config=cfg, chain=tuple(chain_ids(cfg.diff_ids)), cmd_set=hit.cmd_set)
+        new = produce()
+        self.cache.record(key, img.config_bytes(new.config), cmd_set=new.cmd_set)
+        return new
+
+    def _now(self) -> str:
+        epoch = self.options.source_date_epoch
+        return img.now_rfc3339() if epoch is None else img.rfc3339_of(epoch)
+
     @contextlib.contextmanager
     def _staging(self) -> Iterator[None]:
         self._stage = self.store.staging_dir("build")
@@ -194,8 +235,9 @@ class Build:
     def _commit_upper(self, state: State, step_dir: Path, created_by: str) -> State:
         tar_path = step_dir / "layer.tar"
         with open(tar_path, "wb") as out, self.log.bar("capturing layer") as done:
-            cap = capture(step_dir / "upper", out, on_progress=done)
-        now = img.now_rfc3339()
+            cap = capture(step_dir / "upper", out, on_progress=done,
+                          mtime_clamp=self.options.source_date_epoch)
+        now = self._now()
         self._last_capture = (cap.diff_id, cap.size)
         if cap.diff_id == EMPTY_LAYER_DIFF_ID:
             cfg = state.config.with_history(History(created_by=created_by, created=now, empty_layer=True))

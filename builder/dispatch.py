@@ -12,6 +12,7 @@ from builder.buildfile import expand as expansion
 from builder.buildfile.expand import ExpandError
 from builder.buildfile.instructions import (Add, Cmd, Command, Copy, Entrypoint, Env, ExecForm, Expose,
                                             From, Instruction, Label, Run, ShellForm, User, Workdir)
+from builder.cache import sources_checksum
 from builder.context import BuildContext, is_url
 from builder.errors import BuildfileError, StepError
 from builder.image import NOP, created_by_nop, go_quote_list
@@ -155,8 +156,10 @@ def dispatch_copy(build: Build, state: State, inst: Add | Copy, step: StepRef) -
     target = dest if dest.startswith("/") else posixpath.join(workdir, dest)
     if dest.endswith("/") and not target.endswith("/"):
         target += "/"
-    created_by = NOP + f"{inst.keyword} {filecopy.checksum(items)} in {dest} "
-    return build.change_root(state, created_by, filecopy.copy_items, items, target)
+    created_by = NOP + f"{inst.keyword} {filecopy.checksum(items, build.hashes.sha256)} in {dest} "
+    inputs = sources_checksum([(i.source.rel, i.source.path) for i in items], build.hashes) + \
+        "".join(f" extract={i.extract} mode={i.mode} mtime={i.mtime}" for i in items)
+    return build.change_root(state, created_by, filecopy.copy_items, items, target, inputs=inputs)
 
 
 def _argv(command: Command) -> tuple[str, ...]:

@@ -22,6 +22,7 @@ import posixpath
 import stat
 import tarfile
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,19 +81,20 @@ def download(url: str, into: Path) -> Item:
     return Item(source=source, mode=0o600, mtime=mtime)
 
 
-def checksum(items: list[Item]) -> str:
+def checksum(items: list[Item], file_sha: Callable[[str | Path], str] | None = None) -> str:
     """The ``file:<hex>`` / ``dir:<hex>`` / ``multi:<hex>`` part of ADD/COPY's created_by.
 
     pybuild's own scheme: a file is the sha256 of its content (so ``sha256sum`` shows the
     same hex); a directory hashes, sorted by path, each entry's path, type, mode, link target
-    and content hash; several sources hash their own checksums in order."""
-    parts = [_item_sum(i) for i in items]
+    and content hash; several sources hash their own checksums in order.  ``file_sha`` may
+    serve content hashes the store already knows (cache.FileHashes)."""
+    parts = [_item_sum(i, file_sha or _file_sha) for i in items]
     if len(parts) == 1:
         return parts[0]
     return "multi:" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def _item_sum(item: Item) -> str:
+def _item_sum(item: Item, _file_sha: Callable[[str | Path], str]) -> str:
     if not item.source.is_dir:
         return "file:" + _file_sha(item.source.path)
     h = hashlib.sha256()

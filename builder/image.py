@@ -235,6 +235,11 @@ def now_rfc3339() -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond:06d}000Z"
 
 
+def rfc3339_of(epoch: int) -> str:
+    """A SOURCE_DATE_EPOCH as docker writes times: ``2023-01-01T00:00:00Z``."""
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def host_architecture() -> str:
     machine = platform.machine()
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(machine, machine)

@@ -59,7 +59,7 @@ class Store:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).absolute()
         try:
-            for sub in ("blobs/sha256", "layers", "l", "images", "tmp"):
+            for sub in ("blobs/sha256", "blobs/fingerprints", "layers", "l", "images", "tmp", "cache"):
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise StoreError(f"create store at {self.root}: {e.strerror}") from e
@@ -67,6 +67,27 @@ class Store:
         self._sweep_tmp()
 
     # -- locking -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def in_use(self) -> Iterator[None]:
+        """Held (shared) by every build for its whole run; prune takes it exclusively, so it
+        never removes a layer a running build may be about to use."""
+        fd = os.open(self.root / "gc.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def collecting(self) -> Iterator[None]:
+        """Held by prune: no build runs meanwhile (exclusive counterpart of ``in_use``)."""
+        fd = os.open(self.root / "gc.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
     @contextlib.contextmanager
     def lock(self, shared: bool = False) -> Iterator[None]:
         """Hold the store lock (exclusive unless ``shared``) for the duration of the block.
@@ -136,12 +157,34 @@ class Store:
 
         The caller computed ``digest`` while writing the file (hash while streaming)."""
         target = self.blob_path(digest)
-        if target.exists():
+        if target.exists() and self._blob_is_whole(digest, target):
             path.unlink(missing_ok=True)
             return
-        with open(path, "rb") as f:
+        with open(path, "rb") as f:          # new, or replacing a damaged copy
             os.fsync(f.fileno())
         os.replace(path, target)
+        st = os.stat(target)
+        self.remember_fingerprint(digest, [st.st_size, st.st_mtime_ns, st.st_ino])
+
+    def _blob_is_whole(self, digest: str, path: Path) -> bool:
+        """True if the stored blob still has the content its name promises: its fingerprint
+        is the one recorded when it was stored, or failing that it hashes right."""
+        st = os.stat(path)
+        if self.blob_fingerprint(digest) == [st.st_size, st.st_mtime_ns, st.st_ino]:
+            return True
+        from builder.digest import sha256_file
+        return sha256_file(path)[0] == digest
+
+    def blob_fingerprint(self, digest: str) -> list[int] | None:
+        """(size, mtime_ns, inode) of a blob when the store last knew it whole, or None."""
+        try:
+            return json.loads((self.root / "blobs" / "fingerprints" / hex_of(digest)).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def remember_fingerprint(self, digest: str, fingerprint: list[int]) -> None:
+        atomic_write(self.root / "blobs" / "fingerprints" / hex_of(digest),
+                     json.dumps(fingerprint).encode(), self.root, durable=False)
 
     # -- layers ------------------------------------------------------------------------------
     def layer_root(self, chain_id: str) -> Path:
@@ -195,7 +238,7 @@ class Store:
         """Store an image's config and manifest; returns the image ID (config digest)."""
         image_id = self.put_blob_bytes(config_bytes)
         manifest_digest = self.put_blob_bytes(manifest_bytes)
-        _atomic_write(self.root / "images" / hex_of(image_id), manifest_digest.encode(), self.root)
+        atomic_write(self.root / "images" / hex_of(image_id), manifest_digest.encode(), self.root)
         return image_id
 
     def put_config(self, config_bytes: bytes, diff_ids: tuple[str, ...] | list[str]) -> str:
@@ -234,7 +277,7 @@ class Store:
         with self.lock():
             tags = self.tags()
             tags[normalize_tag(ref)] = image_id
-            _atomic_write(self.root / "tags.json", json.dumps(tags, indent=1, sort_keys=True).encode(), self.root)
+            atomic_write(self.root / "tags.json", json.dumps(tags, indent=1, sort_keys=True).encode(), self.root)
 
     def remove_tag(self, ref: str) -> str:
         """Untag; returns the image ID it pointed at."""
@@ -244,7 +287,7 @@ class Store:
                 image_id = tags.pop(normalize_tag(ref))
             except KeyError:
                 raise ImageNotFound(f"no such image: {ref}") from None
-            _atomic_write(self.root / "tags.json", json.dumps(tags, indent=1, sort_keys=True).encode(), self.root)
+            atomic_write(self.root / "tags.json", json.dumps(tags, indent=1, sort_keys=True).encode(), self.root)
         return image_id
 
     def remove_image(self, image_id: str) -> None:
@@ -267,12 +310,16 @@ class Store:
         raise ImageNotFound(f"no such image: {ref}")
 
 
-def _atomic_write(path: Path, data: bytes, root: Path) -> None:
+def atomic_write(path: Path, data: bytes, root: Path, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` via a temp file under ``root``/tmp and a rename.  Readers see
+    the old or the new content, never a mix; ``durable`` also fsyncs (tags, images), which
+    caches that can be rebuilt (build cache, fingerprints) skip for speed."""
     fd, tmp = tempfile.mkstemp(dir=root / "tmp", prefix=f"live-{os.getpid()}-w-")
     with os.fdopen(fd, "wb") as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)
 
 

@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 
 #: Command modules, in the order their commands appear in --help.
-MODULES = ("build", "archive", "images", "containers", "layerdirs", "analysis")
+MODULES = ("build", "archive", "images", "containers", "layerdirs", "analysis", "storage")
 
 
 def store_of(args: argparse.Namespace):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -23,7 +24,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     # with --explain=json the JSON is the only thing on stdout; the build log goes to stderr
     log = BuildLog(out=sys.stderr if args.explain == "json" else None, quiet=args.quiet)
     options = BuildOptions(buildfile=buildfile, context=context, tags=tuple(args.tag),
-                           no_cache=args.no_cache, explain=args.explain)
+                           no_cache=args.no_cache, explain=args.explain,
+                           source_date_epoch=_source_date_epoch(args.reproducible))
     session = Build(store_of(args), options, log)
     image_id = session.run(parsed)
     if args.explain == "json":
@@ -39,6 +41,17 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _source_date_epoch(reproducible: bool) -> int | None:
+    """SOURCE_DATE_EPOCH from the environment; ``--reproducible`` alone means epoch 0."""
+    from builder.errors import UsageError
+    raw = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if raw:
+        if not raw.isdigit():
+            raise UsageError(f"SOURCE_DATE_EPOCH must be a whole number of seconds, not {raw!r}")
+        return int(raw)
+    return 0 if reproducible else None
+
+
 def cmd_parse(args: argparse.Namespace) -> int:
     from builder.buildfile.dump import dump
     from builder.buildfile.parse import parse_file
@@ -52,6 +65,9 @@ def register(sub, common) -> None:
     b.add_argument("-t", "--tag", action="append", default=[], help="name[:tag] for the image (repeatable)")
     b.add_argument("--no-cache", action="store_true", help="do not use the build cache")
     b.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
+    b.add_argument("--reproducible", action="store_true",
+                   help="same inputs, same image: clamp mtimes and date history to "
+                        "$SOURCE_DATE_EPOCH (0 if unset); setting SOURCE_DATE_EPOCH alone does it too")
     # a bare --explain is rewritten to --explain=text by cli.main, so it never eats CONTEXT
     b.add_argument("--explain", choices=("text", "json"),
                    help="show how each step became a layer: the overlay mount, the upper dir, "

@@ -53,18 +53,22 @@ class Capture:
     entries: tuple[CapturedEntry, ...]
 
 
-def capture(layer_dir: Path, out: BinaryIO, *, on_progress: ProgressFn | None = None) -> Capture:
+def capture(layer_dir: Path, out: BinaryIO, *, on_progress: ProgressFn | None = None,
+            mtime_clamp: int | None = None) -> Capture:
     """Write ``layer_dir`` as an uncompressed layer tar to ``out`` (not closed) and return it.
 
     ``layer_dir`` must not change during the capture (the overlay is unmounted, or the RUN
-    has exited).  ``on_progress`` gets the total tar bytes written so far.
+    has exited).  ``on_progress`` gets the total tar bytes written so far.  ``mtime_clamp``
+    (SOURCE_DATE_EPOCH) caps every entry's mtime, as BuildKit's rewrite-timestamp does.
     Raises LayerError for a user file named ``.wh.*`` and for any OS error.
     """
-    return _Capturer(Path(layer_dir), out, on_progress).run()
+    return _Capturer(Path(layer_dir), out, on_progress, mtime_clamp).run()
 
 
 class _Capturer:
-    def __init__(self, root: Path, out: BinaryIO, on_progress: ProgressFn | None) -> None:
+    def __init__(self, root: Path, out: BinaryIO, on_progress: ProgressFn | None,
+                 mtime_clamp: int | None = None) -> None:
+        self._clamp = mtime_clamp
         self._root = os.fsencode(root)
         self._tar = LayerTarWriter(out, on_progress=on_progress)
         self._entries: list[CapturedEntry] = []
@@ -110,7 +114,8 @@ class _Capturer:
             raise LayerError(f"capture {path}: a file name starting with "
                              f"{whiteout.WHITEOUT_PREFIX!r} is reserved for whiteouts")
         mode = stat.S_IMODE(st.st_mode)
-        common = dict(mode=mode, uid=st.st_uid, gid=st.st_gid, mtime=int(st.st_mtime))
+        mtime = int(st.st_mtime) if self._clamp is None else min(int(st.st_mtime), self._clamp)
+        common = dict(mode=mode, uid=st.st_uid, gid=st.st_gid, mtime=mtime)
         fmt = stat.S_IFMT(st.st_mode)
         if whiteout.is_overlay_whiteout(st):
             parent, base = os.path.split(path)

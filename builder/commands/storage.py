@@ -1,0 +1,43 @@
+"""The store itself: `df` (what it holds) and `prune` (what nothing needs any more)."""
+
+from __future__ import annotations
+
+import argparse
+
+from builder.buildlog import human_size
+from builder.commands import store_of
+
+
+def cmd_df(args: argparse.Namespace) -> int:
+    from builder.inspect.history import render
+    from builder.usage import usage
+    u = usage(store_of(args))
+    print(render([
+        ("TYPE", "TOTAL", "SIZE", "RECLAIMABLE"),
+        ("Images", f"{u.images} ({u.dangling_images} dangling)", human_size(u.layer_bytes),
+         human_size(u.reclaimable_bytes)),
+        ("Layers", str(u.layers), human_size(u.layer_bytes), human_size(u.reclaimable_bytes)),
+        ("Build cache", str(u.cache_entries), human_size(u.cache_only_bytes),
+         human_size(u.cache_only_bytes) + " (with --all)"),
+        ("Containers", str(u.containers), human_size(u.container_bytes), "0B"),
+    ]))
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from builder.usage import prune
+    removed = prune(store_of(args), all_cache=args.all)
+    print(f"Deleted {removed['images']} dangling images, {removed['cache_entries']} cache entries, "
+          f"{removed['layers']} layers, {removed['blobs']} blobs")
+    print(f"Total reclaimed space: {human_size(removed['bytes'])}")
+    return 0
+
+
+def register(sub, common) -> None:
+    d = sub.add_parser("df", parents=[common], help="what the store holds, and what prune would free")
+    d.set_defaults(func=cmd_df)
+
+    p = sub.add_parser("prune", parents=[common],
+                       help="remove dangling images, stale cache entries and unreferenced layers")
+    p.add_argument("--all", action="store_true", help="drop the whole build cache too")
+    p.set_defaults(func=cmd_prune)

@@ -1,0 +1,157 @@
+"""What the store holds and what can go: ``pybuild df`` and ``pybuild prune``.
+
+Reachability, from the roots down: tagged images (and images kept containers run), then
+their configs, manifests, layers (every chain ID of their diffIDs, parents included) and
+layer blobs; build-cache entries keep the intermediate configs they point at and those
+configs' layers.  Untagged images that nothing names are *dangling*.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from builder.digest import chain_ids, hex_of, is_digest
+from builder.errors import ArchiveError, StoreError
+from builder.image import parse_config
+from builder.store import Store
+
+
+@dataclass
+class Reach:
+    images: set[str] = field(default_factory=set)
+    blobs: set[str] = field(default_factory=set)
+    layers: set[str] = field(default_factory=set)
+
+    def add_config(self, store: Store, config_digest: str) -> bool:
+        """Mark a config and its layers; False if the config is missing or unreadable."""
+        try:
+            cfg = parse_config(store.read_blob(config_digest))
+        except (StoreError, ArchiveError):
+            return False
+        self.blobs.add(config_digest)
+        for diff, chain in zip(cfg.diff_ids, chain_ids(cfg.diff_ids)):
+            self.blobs.add(diff)
+            self.layers.add(chain)
+        return True
+
+
+@dataclass(frozen=True)
+class Usage:
+    images: int
+    dangling_images: int
+    layers: int
+    layer_bytes: int                # tar bytes of every stored layer
+    cache_entries: int
+    cache_only_bytes: int           # layers only the build cache keeps
+    containers: int
+    container_bytes: int
+    reclaimable_bytes: int          # what `prune` would free (without --all)
+
+
+def _roots(store: Store, *, with_cache: bool) -> tuple[Reach, list[str]]:
+    reach = Reach()
+    named = set(store.tags().values())
+    for name in _containers(store):
+        try:
+            named.add(json.loads((name / "meta.json").read_text())["image"])
+        except (OSError, ValueError, KeyError):
+            continue
+    dangling = [i for i in store.image_ids() if i not in named]
+    for image_id in named:
+        if store.has_image(image_id):
+            reach.images.add(image_id)
+            reach.add_config(store, image_id)
+            reach.blobs.add((store.root / "images" / hex_of(image_id)).read_text().strip())
+    if with_cache:
+        for entry in sorted((store.root / "cache").glob("[0-9a-f]*")):
+            try:
+                reach.add_config(store, json.loads(entry.read_text())["config"])
+            except (OSError, ValueError, KeyError):
+                continue
+    return reach, dangling
+
+
+def _containers(store: Store) -> list[Path]:
+    root = store.root / "containers"
+    return sorted(p for p in root.iterdir() if (p / "meta.json").is_file()) if root.is_dir() else []
+
+
+def usage(store: Store) -> Usage:
+    keep, dangling = _roots(store, with_cache=False)
+    keep_all, _ = _roots(store, with_cache=True)
+    layers = _stored_layers(store)
+    size = {c: store.layer_info(c).size for c in layers}
+    containers = _containers(store)
+    return Usage(
+        images=len(store.image_ids()), dangling_images=len(dangling), layers=len(layers),
+        layer_bytes=sum(size.values()),
+        cache_entries=len(list((store.root / "cache").glob("[0-9a-f]*"))),
+        cache_only_bytes=sum(size[c] for c in layers if c in keep_all.layers and c not in keep.layers),
+        containers=len(containers), container_bytes=sum(_du(c / "upper") for c in containers),
+        reclaimable_bytes=sum(size[c] for c in layers if c not in keep_all.layers))
+
+
+def prune(store: Store, *, all_cache: bool = False) -> dict[str, int]:
+    """Remove dangling images, cache entries that no longer resolve (all of them with
+    ``all_cache``), then every layer and blob nothing reachable names.  Takes the store's
+    collecting lock, so it waits for running builds and no build starts meanwhile."""
+    removed = {"images": 0, "cache_entries": 0, "layers": 0, "blobs": 0, "bytes": 0}
+    with store.collecting():
+        _, dangling = _roots(store, with_cache=False)
+        for image_id in dangling:
+            store.remove_image(image_id)
+            removed["images"] += 1
+        for entry in sorted((store.root / "cache").glob("[0-9a-f]*")):
+            if all_cache or not _entry_resolves(store, entry):
+                entry.unlink(missing_ok=True)
+                removed["cache_entries"] += 1
+        if all_cache:
+            (store.root / "cache" / ".filehashes.json").unlink(missing_ok=True)
+        reach, _ = _roots(store, with_cache=True)
+        with store.lock():
+            for chain in _stored_layers(store):
+                if chain not in reach.layers:
+                    removed["bytes"] += store.layer_info(chain).size
+                    (store.root / store.short_layer_path(chain)).unlink(missing_ok=True)
+                    shutil.rmtree(store.layer_root(chain))
+                    removed["layers"] += 1
+            for blob in sorted((store.root / "blobs" / "sha256").iterdir()):
+                digest = "sha256:" + blob.name
+                if is_digest(digest) and digest not in reach.blobs:
+                    blob.unlink()
+                    (store.root / "blobs" / "fingerprints" / blob.name).unlink(missing_ok=True)
+                    removed["blobs"] += 1
+    return removed
+
+
+def _entry_resolves(store: Store, entry: Path) -> bool:
+    try:
+        config = json.loads(entry.read_text())["config"]
+        cfg = parse_config(store.read_blob(config))
+    except (OSError, ValueError, KeyError, StoreError, ArchiveError):
+        return False
+    return all(store.has_layer(c) for c in chain_ids(cfg.diff_ids))
+
+
+def _stored_layers(store: Store) -> list[str]:
+    out = []
+    for d in sorted((store.root / "layers").iterdir()):
+        chain = "sha256:" + d.name
+        if is_digest(chain) and (d / "meta.json").is_file():
+            out.append(chain)
+    return out
+
+
+def _du(path: Path) -> int:
+    total = 0
+    for dirpath, _, filenames in os.walk(path):
+        for name in filenames:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    return total
