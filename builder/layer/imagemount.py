@@ -11,6 +11,7 @@ from builder.digest import chain_ids
 from builder.errors import SandboxError, StoreError
 from builder.image import parse_config
 from builder.layer import overlay
+from builder.layer.overlay import OverlayMount
 from builder.store import Store
 
 MOUNT_SOURCE = "pybuild"
@@ -18,8 +19,10 @@ MOUNT_SOURCE = "pybuild"
 EMPTY_LOWER = "mnt/empty"
 
 
-def mount_options(store: Store, image_id: str) -> str:
-    """``lowerdir=l/<top>:…:l/<base>[:mnt/empty],…``, relative to the store root."""
+def image_overlay(store: Store, image_id: str, target: str) -> OverlayMount:
+    """The read-only union of ``image_id`` on ``target``: lowers ``l/<top>``…``l/<base>``
+    [``mnt/empty``], relative to the store root, with no upper dir.  Deep images (past one
+    page of mount options) are mounted through the new mount API by ``overlay``."""
     chains = chain_ids(parse_config(store.image_config(image_id)).diff_ids)
     if not chains:
         raise StoreError(f"image {image_id} has no layers to mount")
@@ -33,29 +36,26 @@ def mount_options(store: Store, image_id: str) -> str:
         if any(empty.iterdir()):
             raise StoreError(f"mount: {empty} must stay empty")
         lowers.append(EMPTY_LOWER)
-    # without an upper dir the kernel cannot write redirects and only asks whether to follow
-    # them: "nofollow" says what happens (our layers never hold redirects)
-    opts = f"lowerdir={':'.join(lowers)},index=off,redirect_dir=nofollow,metacopy=off"
-    if len(opts) > os.sysconf("SC_PAGE_SIZE") - 1:
-        raise SandboxError(f"too many layers to mount ({len(lowers)}): the options exceed one page")
-    return opts
+    m = OverlayMount(lowers=tuple(lowers), target=target, cwd=str(store.root), source=MOUNT_SOURCE)
+    m.check()
+    return m
 
 
 def mount_image(store: Store, image_id: str, target: Path) -> str:
     """Mount the union of ``image_id`` read-only on directory ``target`` in this process's
-    mount namespace (so it outlives us); returns the option string.  Restores the cwd."""
+    mount namespace (so it outlives us); returns the options (``OverlayMount.options``).
+    Restores the cwd."""
     target_s = os.path.realpath(target)
     if not os.path.isdir(target_s):
         raise SandboxError(f"mount: {target} is not a directory")
-    opts = mount_options(store, image_id)
+    m = image_overlay(store, image_id, target_s)
     cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        os.chdir(store.root)
-        overlay.mount(MOUNT_SOURCE, target_s, "overlay", overlay.MS_RDONLY, opts)
+        overlay.mount_overlay(m)
     finally:
         os.fchdir(cwd)
         os.close(cwd)
-    return opts
+    return m.options
 
 
 def umount_image(target: Path) -> None:
