@@ -15,7 +15,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from builder import image as img
 from builder.buildfile.instructions import Buildfile
@@ -24,12 +24,12 @@ from builder.digest import EMPTY_LAYER_DIFF_ID, EMPTY_TAR, chain_id, chain_ids, 
 from builder.errors import ImageNotFound, StepError, StoreError
 from builder.image import History, ImageConfig
 from builder.cache import BuildCache, FileHashes, step_key
-from builder.inspect import explain
-from builder.layer import sandbox
-from builder.layer.capture import capture
-from builder.layer.overlay import OverlayMount
-from builder.layer.stack import LayerStack
 from builder.store import Store
+
+if TYPE_CHECKING:       # imported where a step really runs: a cached build never needs them
+    from builder.inspect import explain
+    from builder.layer.overlay import OverlayMount
+    from builder.layer.stack import LayerStack
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,7 @@ class Build:
                 before = len(self.explanations)
                 state = dispatch(self, state, inst, step)
                 if self.options.explain == "text":
+                    from builder.inspect import explain
                     for e in self.explanations[before:]:
                         self.log.explain(explain.render_text(e))
                 self.log.note(_short(self.image_id_of(state.config)))
@@ -121,6 +122,8 @@ class Build:
                             lambda: self._run_command(state, step, argv, created_by))
 
     def _run_command(self, state: State, step: StepRef, argv: tuple[str, ...], created_by: str) -> State:
+        from builder.layer import sandbox
+
         def action(mount: OverlayMount, step_dir: Path) -> OverlayMount:
             init = step_dir / "init"
             sandbox.make_init_layer(init, self._stack(state), sandbox.host_files())
@@ -148,6 +151,8 @@ class Build:
                             lambda: self._change_root(state, created_by, fn, *args))
 
     def _change_root(self, state: State, created_by: str, fn: Callable[..., Any], *args: Any) -> State:
+        from builder.layer import sandbox
+
         def action(mount: OverlayMount, step_dir: Path) -> OverlayMount:
             sandbox.call_in_root(mount, fn, *args)
             return mount
@@ -160,6 +165,7 @@ class Build:
 
     def _metadata(self, state: State, run_config: img.RunConfig, created_by: str, **changes: Any) -> State:
         if self.options.explain and self._step is not None:
+            from builder.inspect import explain
             self.explanations.append(explain.StepExplanation(
                 number=self._step.number, total=self._step.total, instruction=self._step.original,
                 kind="config", config_change=explain.config_change(state.config.config, run_config),
@@ -209,10 +215,12 @@ class Build:
             self._stage = None
 
     def _stack(self, state: State) -> LayerStack:
+        from builder.layer.stack import LayerStack
         return LayerStack(tuple(self.store.layer_dir(c) for c in reversed(state.chain)))
 
     def _layer_step(self, state: State, created_by: str,
                     action: Callable[[OverlayMount, Path], OverlayMount]) -> State:
+        from builder.layer.overlay import OverlayMount
         assert self._stage is not None
         step_dir = Path(self._stage) / f"step-{secrets.token_hex(4)}"
         step_dir.mkdir()
@@ -233,6 +241,7 @@ class Build:
             shutil.rmtree(step_dir, ignore_errors=True)
 
     def _commit_upper(self, state: State, step_dir: Path, created_by: str) -> State:
+        from builder.layer.capture import capture
         tar_path = step_dir / "layer.tar"
         with open(tar_path, "wb") as out, self.log.bar("capturing layer") as done:
             cap = capture(step_dir / "upper", out, on_progress=done,
@@ -253,11 +262,13 @@ class Build:
 
     # -- --explain ---------------------------------------------------------------------------
     def _explain_upper(self, state: State, upper: Path) -> tuple[explain.UpperEntry, ...]:
+        from builder.inspect import explain
         stack = self._stack(state)
         return tuple(explain.upper_entries(upper, lambda rel: stack.lookup(rel) is not None))
 
     def _record(self, before: State, after: State, mount: OverlayMount,
                 entries: tuple[explain.UpperEntry, ...], created_by: str) -> None:
+        from builder.inspect import explain
         assert self._step is not None
         roles = {self.store.short_layer_path(c): f"layer {i}: {_short(d)}"
                  for i, (c, d) in enumerate(zip(before.chain, before.config.diff_ids))}

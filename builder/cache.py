@@ -47,6 +47,7 @@ class BuildCache:
         self.store = store
         self.dir = store.root / "cache"
         self.dir.mkdir(exist_ok=True)
+        self._whole: set[str] = set()        # layers checked in this build: once is enough
 
     def lookup(self, key: str) -> CacheHit | None:
         path = self.dir / hex_of(key)
@@ -71,6 +72,14 @@ class BuildCache:
 
     def layer_is_whole(self, chain: str) -> bool:
         """The layer's dir and blob are there and the blob still hashes to its diffID."""
+        if chain in self._whole:
+            return True
+        if self._check_layer(chain):
+            self._whole.add(chain)
+            return True
+        return False
+
+    def _check_layer(self, chain: str) -> bool:
         if not self.store.has_layer(chain):
             return False
         info = self.store.layer_info(chain)

@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     while argv and (argv[0] == "--root" or argv[0].startswith("--root=")):   # a global option
         root = argv.pop(0).partition("=")[2] or (argv.pop(0) if argv else "")
     argv = ["--explain=text" if a == "--explain" else a for a in argv]   # optional value
-    parser, commands = _parser()
+    from builder.commands import COMMANDS
+    commands = set(COMMANDS)
     if argv and argv[0] not in commands and argv[0] not in ("-h", "--help", "--version"):
         if not argv[0].startswith("-") and not os.path.isdir(argv[0]):
             import difflib
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"pybuild: error: unknown command {argv[0]}{hint}; see `pybuild --help`", file=sys.stderr)
             return 2
         argv.insert(0, "build")                   # `pybuild -f Buildfile -t x .` / `pybuild .`
+    parser = _parser(only=COMMANDS.get(argv[0]) if argv else None)
     args = parser.parse_args(argv)
     args.root = args.root or root
     signal.signal(signal.SIGTERM, _on_sigterm)
@@ -64,7 +66,9 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated()
 
 
-def _parser() -> tuple[argparse.ArgumentParser, set[str]]:
+def _parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with ``only``, just that command module's commands are registered
+    (the one being run), so the others are never imported."""
     import importlib
 
     from builder.commands import MODULES
@@ -76,6 +80,6 @@ def _parser() -> tuple[argparse.ArgumentParser, set[str]]:
         epilog="`pybuild -f Buildfile -t NAME [CONTEXT]` is short for `pybuild build …`.")
     p.add_argument("--version", action="version", version=f"pybuild {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    for name in MODULES:
+    for name in (only,) if only else MODULES:
         importlib.import_module(f"builder.commands.{name}").register(sub, common)
-    return p, set(sub.choices)
+    return p

@@ -6,7 +6,6 @@ from __future__ import annotations
 import posixpath
 from dataclasses import replace
 
-from builder import filecopy
 from builder.build import Build, State, StepRef
 from builder.buildfile import expand as expansion
 from builder.buildfile.expand import ExpandError
@@ -126,11 +125,13 @@ def dispatch_workdir(build: Build, state: State, inst: Workdir) -> State:
     path = posixpath.normpath(posixpath.join(current, path))
     if path.startswith("//"):
         path = "/" + path.lstrip("/")
+    from builder import filecopy
     state = build.change_root(state, NOP + f"WORKDIR {path}", filecopy.make_workdir, path)
     return replace(state, config=replace(state.config, config=replace(state.config.config, working_dir=path)))
 
 
 def dispatch_copy(build: Build, state: State, inst: Add | Copy, step: StepRef) -> State:
+    from builder import filecopy
     if inst.flags:
         raise _unsupported_flag(step, inst)
     env = _env(state)

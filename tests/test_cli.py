@@ -100,3 +100,17 @@ def test_unknown_command(store_root, argv, message):
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith(f"pybuild: error: {message}")
     assert "Traceback" not in proc.stderr
+
+
+def test_the_command_table_matches_what_modules_register():
+    """cli imports only the module of the command being run; the table must be exact."""
+    import argparse
+    import importlib
+
+    from builder.commands import COMMANDS, MODULES
+    registered = {}
+    for module in MODULES:
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(f"builder.commands.{module}").register(sub, argparse.ArgumentParser(add_help=False))
+        registered.update({name: module for name in sub.choices})
+    assert registered == COMMANDS

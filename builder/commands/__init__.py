@@ -10,6 +10,19 @@ from pathlib import Path
 #: Command modules, in the order their commands appear in --help.
 MODULES = ("build", "archive", "images", "containers", "layerdirs", "analysis", "storage")
 
+#: Which module registers each command, so that running one imports only its module
+#: (start-up time counts: a warm build should take a fraction of a second).
+#: tests/test_cli.py checks this table against what the modules register.
+COMMANDS = {
+    "build": "build", "parse": "build",
+    "import": "archive", "load": "archive", "save": "archive",
+    "images": "images", "history": "images", "inspect": "images", "rmi": "images", "tag": "images",
+    "run": "containers", "commit": "containers", "ps": "containers", "rm": "containers",
+    "export-layers": "layerdirs", "import-layers": "layerdirs", "mount": "layerdirs", "umount": "layerdirs",
+    "layers": "analysis", "find": "analysis", "diff": "analysis",
+    "df": "storage", "prune": "storage",
+}
+
 
 def store_of(args: argparse.Namespace):
     from builder.store import Store, default_root
