@@ -72,6 +72,7 @@ class From(Instruction):
 class Run(Instruction):
     command: Command
     flags: tuple[Flag, ...] = ()
+    heredocs: tuple["Heredoc", ...] = ()     # bodies of <<EOF words in the shell-form text
 
 
 @dataclass(frozen=True)
@@ -86,9 +87,10 @@ class Entrypoint(Instruction):
 
 @dataclass(frozen=True)
 class Add(Instruction):
-    sources: tuple[str, ...]        # raw words (JSON form already decoded)
+    sources: tuple[str, ...]        # raw words (JSON form already decoded); "<<EOF" names a heredoc
     dest: str
     flags: tuple[Flag, ...] = ()
+    heredocs: tuple["Heredoc", ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class Copy(Instruction):
     sources: tuple[str, ...]
     dest: str
     flags: tuple[Flag, ...] = ()
+    heredocs: tuple["Heredoc", ...] = ()
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,65 @@ class Expose(Instruction):
     ports: tuple[str, ...]          # raw words
 
 
-Any = From | Run | Cmd | Entrypoint | Add | Copy | Env | Label | Workdir | User | Expose
+@dataclass(frozen=True)
+class Heredoc:
+    """``<<EOF`` … ``EOF``: ``name`` is the delimiter word; ``expand`` is False when any part
+    of the delimiter was quoted; ``strip_tabs`` for ``<<-``; ``fd`` is the optional number
+    before ``<<`` (``3<<EOF``)."""
+
+    name: str
+    content: str
+    expand: bool = True
+    strip_tabs: bool = False
+    fd: int | None = None
+
+
+@dataclass(frozen=True)
+class Arg(Instruction):
+    """``ARG a b=1 c=``: (name, raw default or None when no ``=``)."""
+
+    pairs: tuple[tuple[str, str | None], ...]
+
+
+@dataclass(frozen=True)
+class Volume(Instruction):
+    paths: tuple[str, ...]          # raw words (JSON form decoded)
+
+
+@dataclass(frozen=True)
+class Shell(Instruction):
+    argv: tuple[str, ...]           # SHELL must be JSON
+
+
+@dataclass(frozen=True)
+class StopSignal(Instruction):
+    signal: str                     # raw
+
+
+@dataclass(frozen=True)
+class Healthcheck(Instruction):
+    """``HEALTHCHECK NONE`` (command None) or ``HEALTHCHECK [flags] CMD …``."""
+
+    command: Command | None
+    flags: tuple[Flag, ...] = ()
+
+
+@dataclass(frozen=True)
+class Onbuild(Instruction):
+    """``ONBUILD <instruction>``: ``trigger`` is the nested instruction's text, as docker keeps it
+    in the config; ``instruction`` is its parse (positions inside the ONBUILD line)."""
+
+    trigger: str
+    instruction: Instruction
+
+
+@dataclass(frozen=True)
+class Maintainer(Instruction):
+    name: str
+
+
+Any = (From | Run | Cmd | Entrypoint | Add | Copy | Env | Label | Workdir | User | Expose | Arg | Volume
+       | Shell | StopSignal | Healthcheck | Onbuild | Maintainer)
 
 
 @dataclass(frozen=True)
