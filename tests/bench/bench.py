@@ -61,6 +61,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--timeout", type=float, default=900, help="seconds per build (900)")
     ap.add_argument("--buildah-driver", default="overlay", choices=["overlay", "vfs"],
                     help="buildah storage driver (overlay)")
+    ap.add_argument("--pybuild-from", choices=("venv", "source"), default="venv",
+                    help="time an installed pybuild (pip install into a venv, default) or "
+                         "`python3 -m builder` from the checkout")
     ap.add_argument("--no-bytecode-cache", action="store_true",
                     help="run pybuild with the environment's PYTHONDONTWRITEBYTECODE as it is "
                          "(default: .pyc files are kept in the temp dir, as if installed)")
@@ -260,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         base_tar = make_base(work, runner)
         pyb = Pybuild(runner, workdir=work, base_tar=base_tar,
-                      bytecode=not args.no_bytecode_cache)
+                      bytecode=not args.no_bytecode_cache,
+                      from_source=args.pybuild_from == "source")
         builders.append(pyb)
         if not args.no_others:
             image_tar = pyb.save_base(work / "base-image.tar")
