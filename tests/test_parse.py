@@ -12,9 +12,12 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from builder.buildfile import instructions as ins
 from builder.buildfile.dump import dump
+from builder.buildfile.heredoc import script
 from builder.buildfile.grammar import parser
 from builder.buildfile.parse import parse_buildfile, parse_file
 from builder.errors import BuildfileError, UsageError
@@ -64,8 +67,8 @@ def test_golden_parse_fail(case: Path) -> None:
 
 
 def test_golden_folders_are_big_enough() -> None:
-    assert len(_cases("parse")) >= 20
-    assert len(_cases("parse-fail")) >= 12
+    assert len(_cases("parse")) >= 80
+    assert len(_cases("parse-fail")) >= 50
 
 
 def _conformance_files() -> list:
@@ -158,3 +161,58 @@ def test_parse_file_unreadable(tmp_path: Path, content: bytes | None, message: s
         path.write_bytes(content)
     with pytest.raises(UsageError, match=re.escape(message)):
         parse_file(path)
+
+
+def test_onbuild_trigger_and_nested_positions() -> None:
+    onbuild = _parse("FROM a\n  onbuild  copy --chown=1 a \\\n  b\n").instructions[1]
+    assert isinstance(onbuild, ins.Onbuild)
+    assert onbuild.trigger == "copy --chown=1 a   b"      # as written, docker keeps the case
+    nested = onbuild.instruction
+    assert isinstance(nested, ins.Copy) and nested.dest == "b"
+    assert (nested.pos.line, nested.pos.column, nested.pos.end_line) == (2, 12, 3)
+
+
+def test_heredoc_script_reassembles_line_and_bodies() -> None:
+    run = _parse("FROM a\nRUN <<A cat - && cat <<-B\none\nA\n\ttwo\n\tB\n").instructions[1]
+    assert run.command == ins.ShellForm("<<A cat - && cat <<-B")
+    assert script(run.command.text, run.heredocs) == "<<A cat - && cat <<-B\none\nA\ntwo\nB\n"
+    assert script("echo", ()) == "echo"
+
+
+def test_meta_args_then_stages() -> None:
+    buildfile = _parse("ARG V=1\nFROM a\nARG V\n")
+    assert [type(i) for i in buildfile.instructions] == [ins.Arg, ins.From, ins.Arg]
+    assert buildfile.instructions[0].pairs == (("V", "1"),)
+    assert buildfile.instructions[2].pairs == (("V", None),)
+
+
+def test_check_syntax_command(tmp_path: Path) -> None:
+    from conftest import pybuild
+    good = tmp_path / "Buildfile"
+    good.write_text("ARG B=a\nFROM $B\nMAINTAINER me\nRUN <<EOF\necho hi\nEOF\n")
+    proc = pybuild("check-syntax", str(good), root=tmp_path / "store")
+    assert proc.stdout.splitlines()[:3] == ["Step 1/4 : ARG B=a", "Step 2/4 : FROM $B",
+                                            "Step 3/4 : MAINTAINER me"]
+    assert f"warning: {good}:3: MAINTAINER is deprecated" in proc.stdout
+    bad = tmp_path / "Bad"
+    bad.write_text("FROM a\nCOPY --chwon=1 a b\n")
+    proc = pybuild("check-syntax", str(bad), root=tmp_path / "store", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{bad}:2:6: unknown flag: --chwon" in proc.stderr
+    assert "did you mean --chown?" in proc.stderr
+
+
+_PIECES = st.sampled_from([
+    "FROM a", "RUN ", "COPY ", "ADD ", "ARG ", "ENV ", "ONBUILD ", "HEALTHCHECK ", "SHELL ",
+    "VOLUME ", "CMD ", "--chown=1 ", "--", "<<EOF", "<<-'E'", "3<<X", "EOF", "E", "\t", "\\",
+    "\n", " ", "[", "]", "\"", "'", "=", "$x", "#", "# escape=`", "`", "NONE", "CMD", "x", "\r\n",
+])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PIECES, max_size=30).map("".join))
+def test_parser_raises_only_its_own_error(text: str) -> None:
+    try:
+        _parse(text)
+    except BuildfileError as e:
+        assert e.line >= 1 and e.column >= 1

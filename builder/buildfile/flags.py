@@ -8,6 +8,7 @@ Values are kept raw (quotes and ``$VAR`` untouched); the planner expands them.
 
 from __future__ import annotations
 
+import difflib
 import re
 from enum import Enum
 
@@ -19,6 +20,8 @@ class Kind(Enum):
     STRING = "string"       # --name=value, once
     BOOL = "bool"           # --name or --name=true|false, once
     REPEATABLE = "strings"  # --name=value, any number of times
+    DURATION = "duration"   # --name=30s (Go duration syntax), once
+    COUNT = "count"         # --name=3, once
 
 
 FLAGS: dict[str, dict[str, Kind]] = {
@@ -28,7 +31,12 @@ FLAGS: dict[str, dict[str, Kind]] = {
             "link": Kind.BOOL, "keep-git-dir": Kind.BOOL, "exclude": Kind.REPEATABLE},
     "COPY": {"from": Kind.STRING, "chown": Kind.STRING, "chmod": Kind.STRING,
              "link": Kind.BOOL, "parents": Kind.BOOL, "exclude": Kind.REPEATABLE},
+    "HEALTHCHECK": {"interval": Kind.DURATION, "timeout": Kind.DURATION,
+                    "start-period": Kind.DURATION, "start-interval": Kind.DURATION,
+                    "retries": Kind.COUNT},
 }
+_UNIT = r"(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h)"
+_DURATION = re.compile(rf"(?:{_UNIT})+\Z|0\Z")
 
 _NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9-]*\Z")
 
@@ -48,6 +56,9 @@ def check_flags(logical: LogicalLine, keyword: str,
         if kind is None:
             hint = (f"{keyword} accepts: " + ", ".join(f"--{n}" for n in known)) if known \
                 else f"{keyword} takes no flags"
+            close = difflib.get_close_matches(name, list(known), n=1)
+            if close:
+                hint = f"did you mean --{close[0]}? ({hint})"
             raise logical.error(f"unknown flag: --{name}", offset, hint=hint)
         if name in seen and kind is not Kind.REPEATABLE:
             raise logical.error(f"duplicate flag specified: --{name}", offset)
@@ -61,5 +72,11 @@ def check_flags(logical: LogicalLine, keyword: str,
             if not equals:
                 raise logical.error(f"missing a value on flag: --{name}", offset,
                                     hint=f"attach the value with '=': --{name}=<value>")
+            if kind is Kind.DURATION and not _DURATION.match(value):
+                raise logical.error(f"invalid duration for flag --{name}: {value!r}", offset,
+                                    hint="durations look like 30s, 1m30s or 500ms")
+            if kind is Kind.COUNT and not re.fullmatch(r"[0-9]+", value):
+                raise logical.error(f"flag --{name} needs a whole number, not {value!r}", offset,
+                                    hint=f"e.g. --{name}=3")
             flags.append(Flag(name, value))
     return tuple(flags)

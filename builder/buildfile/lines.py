@@ -5,20 +5,29 @@ file (``# escape=``, ``# syntax=``, ``# check=``), comment lines, and escape-cha
 continuations (joined with *no* separator; comment and blank lines inside a continuation are
 dropped).  Each logical line keeps a map back to physical positions so that any offset into
 its text can be reported as ``line:column`` with the physical line for a caret.
-[docker: moby/buildkit frontend/dockerfile/parser/parser.go, directives.go]
+
+Heredocs (BuildKit syntax, which pybuild adds): after a RUN/COPY/ADD line (also under ONBUILD)
+in shell form, every word ``[fd]<<[-]NAME`` opens a heredoc whose body is the following raw
+physical lines up to a line equal to NAME; bodies are consumed in order and are never comments
+or continuations.
+[docker: moby/buildkit frontend/dockerfile/parser/parser.go, directives.go; heredocsFromLine]
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
+from builder.buildfile.instructions import Heredoc
 from builder.errors import BuildfileError
 
 MAX_LINE_BYTES = 65535
 _DIRECTIVE = re.compile(r"^[ \t]*#[ \t]*([a-zA-Z][a-zA-Z0-9]*)[ \t]*=[ \t]*(.+?)[ \t]*$")
 _KNOWN_DIRECTIVES = ("syntax", "escape", "check")
 _BLANK = " \t"
+_HEREDOC = re.compile(r"^(\d*)<<(-?)\s*([^<]*)$", re.S)
+_HEREDOC_KEYWORDS = ("RUN", "COPY", "ADD")
 
 
 @dataclass(frozen=True)
@@ -34,12 +43,14 @@ class Segment:
 
 @dataclass(frozen=True)
 class LogicalLine:
-    """One instruction's text after joining continuations; ``text`` is left-trimmed."""
+    """One instruction's text after joining continuations; ``text`` is left-trimmed.
+    ``heredocs`` are the bodies that followed it (``end_line`` is then the last terminator)."""
 
     file: str
     text: str
     segments: tuple[Segment, ...]
     end_line: int
+    heredocs: tuple[Heredoc, ...] = ()
 
     @property
     def line(self) -> int:
@@ -52,6 +63,15 @@ class LogicalLine:
             if candidate.offset <= offset:
                 segment = candidate
         return segment.line, segment.column + (offset - segment.offset) + 1, segment.source_line
+
+    def sub(self, offset: int) -> LogicalLine:
+        """The part of this line from ``offset`` on, as its own line (ONBUILD's trigger)."""
+        line, column, source_line = self.locate(offset)
+        segments = [Segment(0, line, column - 1, source_line)]
+        segments += [Segment(s.offset - offset, s.line, s.column, s.source_line)
+                     for s in self.segments if s.offset > offset]
+        return LogicalLine(self.file, self.text[offset:], tuple(segments), self.end_line,
+                           self.heredocs)
 
     def error(self, message: str, offset: int = 0, *, hint: str | None = None) -> BuildfileError:
         line, column, source_line = self.locate(offset)
@@ -159,8 +179,127 @@ def split_lines(text: str, *, file: str) -> LineSplit:
                             f"(docker warns and will make this an error)")
         if not text.strip(_BLANK):
             continue   # e.g. a lone continuation at the end of the file
-        logical.append(LogicalLine(file, text, tuple(segments), end_line=segments[-1].line))
+        line = LogicalLine(file, text, tuple(segments), end_line=segments[-1].line)
+        heredocs = []
+        for offset, heredoc in _heredoc_words(text, escape):
+            body, index = _heredoc_body(lines, index, heredoc)
+            if body is None:
+                raise line.error(
+                    f"unterminated heredoc: no line {heredoc.name!r} before the end of the file",
+                    offset, hint=f"end the heredoc with a line that holds only {heredoc.name}")
+            heredocs.append(Heredoc(heredoc.name, body, heredoc.expand, heredoc.strip_tabs,
+                                    heredoc.fd))
+        if heredocs:
+            line = LogicalLine(file, text, tuple(segments), end_line=index,
+                               heredocs=tuple(heredocs))
+        logical.append(line)
     return LineSplit(tuple(logical), escape, directives, tuple(warnings))
+
+
+def _shell_words(text: str, escape: str) -> list[tuple[str, int]]:
+    """Raw words (quotes and escapes kept) with their offsets, split as a shell would."""
+    words: list[tuple[str, int]] = []
+    index, start, quote = 0, -1, ""
+    while index < len(text):
+        char = text[index]
+        if quote:
+            if char == quote:
+                quote = ""
+            elif char == escape and quote == '"':
+                index += 1
+        elif char in " \t\v\f\r\n":
+            if start >= 0:
+                words.append((text[start:index], start))
+                start = -1
+        else:
+            if start < 0:
+                start = index
+            if char in "'\"":
+                quote = char
+            elif char == escape:
+                index += 1
+        index += 1
+    if start >= 0:
+        words.append((text[start:], start))
+    return words
+
+
+def _unquote(word: str, escape: str) -> tuple[str, bool]:
+    """A heredoc name without its quotes and escapes; True when any part was quoted."""
+    result, quoted, index, quote = [], False, 0, ""
+    while index < len(word):
+        char = word[index]
+        if quote:
+            if char == quote:
+                quote = ""
+            elif char == escape and quote == '"' and index + 1 < len(word) \
+                    and word[index + 1] in ('"', "$", escape):
+                index += 1
+                result.append(word[index])
+            else:
+                result.append(char)
+        elif char in "'\"":
+            quote, quoted = char, True
+        elif char == escape and index + 1 < len(word):
+            index += 1
+            result.append(word[index])
+        else:
+            result.append(char)
+        index += 1
+    return "".join(result), quoted
+
+
+def _heredoc_words(text: str, escape: str) -> list[tuple[int, Heredoc]]:
+    """The heredocs a logical line opens (content still empty), with their word offsets:
+    only for RUN/COPY/ADD (possibly under ONBUILD) whose arguments are not a JSON array."""
+    if "<<" not in text:
+        return []
+    words = _shell_words(text, escape)
+    first = 0
+    if words and words[0][0].upper() == "ONBUILD":
+        first = 1
+    if len(words) <= first or words[first][0].upper() not in _HEREDOC_KEYWORDS:
+        return []
+    first += 1
+    while first < len(words) and words[first][0].startswith("--"):
+        first += 1
+        if words[first - 1][0] == "--":
+            break
+    if first < len(words):
+        rest = text[words[first][1]:].rstrip(" \t\v\f\r")
+        if rest.startswith("["):
+            try:
+                if isinstance(json.loads(rest), list):
+                    return []
+            except (ValueError, RecursionError):
+                pass
+    found = []
+    for word, offset in words[first:]:
+        match = _HEREDOC.match(word)
+        if not match or not match.group(3):
+            continue
+        name, quoted = _unquote(match.group(3), escape)
+        if not name:
+            continue
+        fd = int(match.group(1)) if match.group(1) else None
+        found.append((offset, Heredoc(name, "", expand=not quoted,
+                                      strip_tabs=match.group(2) == "-", fd=fd)))
+    return found
+
+
+def _heredoc_body(lines: list[str], index: int, heredoc: Heredoc) -> tuple[str | None, int]:
+    """(body, next index) of the heredoc starting at ``lines[index]``; body is None when the
+    terminator never comes.  With ``<<-`` leading tabs leave both the check and the body."""
+    body = []
+    while index < len(lines):
+        physical = lines[index]
+        index += 1
+        if heredoc.strip_tabs:
+            physical = physical.lstrip("\t")
+        if physical == heredoc.name:
+            return "".join(line + "\n" for line in body), index
+        body.append(physical)
+    return None, index
 
 
 def _trim_continuation(line: str, continues: re.Pattern[str]) -> tuple[str, bool]:

@@ -1,8 +1,9 @@
 """Buildfile text → typed instructions (instructions.py).
 
-Pipeline: lines.py (physical → logical lines) → keyword check (supported / not yet
-supported / unknown) → grammar.py (Lark tree of one instruction) → one small builder per
-instruction here.  Every failure is a BuildfileError with file, line, column and caret.
+Pipeline: lines.py (physical → logical lines, heredoc bodies) → keyword check (known /
+unknown, with did-you-mean) → grammar.py (Lark tree of one instruction) → one small builder per
+instruction here (ONBUILD parses its trigger with the same function).  Every failure is a
+BuildfileError with file, line, column and caret; accepted-but-dubious input gives warnings.
 """
 
 from __future__ import annotations
@@ -22,9 +23,15 @@ from builder.buildfile.lines import LogicalLine, split_lines
 from builder.errors import BuildfileError, UsageError
 
 SUPPORTED = ("FROM", "RUN", "CMD", "ENTRYPOINT", "ADD", "COPY", "ENV", "LABEL", "WORKDIR",
-             "USER", "EXPOSE")
-NOT_YET = ("ARG", "VOLUME", "SHELL", "STOPSIGNAL", "HEALTHCHECK", "ONBUILD", "MAINTAINER")
+             "USER", "EXPOSE", "ARG", "VOLUME", "SHELL", "STOPSIGNAL", "HEALTHCHECK", "ONBUILD",
+             "MAINTAINER")
 _STAGE_NAME = re.compile(r"[a-z][a-z0-9-_.]*\Z")
+_ARG_NAME = re.compile(r"[^\s=]+")
+_NOT_TRIGGERS = {
+    "ONBUILD": "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
+    "FROM": "FROM isn't allowed as an ONBUILD trigger",
+    "MAINTAINER": "MAINTAINER isn't allowed as an ONBUILD trigger",
+}
 
 
 class _Context:
@@ -65,26 +72,61 @@ def parse_buildfile(text: str, *, file: str) -> ins.Buildfile:
     """Parse Buildfile ``text``; ``file`` is only used in positions and messages."""
     split = split_lines(text, file=file)
     warnings = list(split.warnings)
-    parsed = [_parse_line(logical, split.escape, warnings) for logical in split.lines]
+    parsed: list[ins.Instruction] = []
+    stage: _StageNames | None = None
+    for logical in split.lines:
+        instruction = _parse_line(logical, split.escape, warnings)
+        if isinstance(instruction, ins.From):
+            stage = _StageNames()
+        elif stage is None and not isinstance(instruction, ins.Arg):
+            raise logical.error(
+                f"the first instruction must be FROM, not {instruction.keyword}",
+                hint="start the Buildfile with FROM <image> (or FROM scratch); only ARG, "
+                     "comments and parser directives may come before it")
+        else:
+            if stage is not None:
+                stage.check(instruction, warnings)
+        parsed.append(instruction)
     if not parsed:
         raise BuildfileError("file with no instructions", file=file, line=1, column=1,
                              hint="a Buildfile starts with FROM <image> (or FROM scratch)")
-    first = parsed[0]
-    if not isinstance(first, ins.From):
-        raise split.lines[0].error(f"the first instruction must be FROM, not {first.keyword}",
-                                   hint="start the Buildfile with FROM <image> (or FROM scratch)")
+    if stage is None:
+        raise split.lines[-1].error(
+            "no FROM instruction: ARG instructions alone make no build stage",
+            hint="add FROM <image> (or FROM scratch) after the ARG instructions")
     return ins.Buildfile(path=file, instructions=tuple(parsed), warnings=tuple(warnings),
                          escape=split.escape)
+
+
+class _StageNames:
+    """The ARG and ENV names of the current stage, to warn when one name is both: the classic
+    builder lets the ENV value win (BuildKit: the later declaration), a known trap."""
+
+    def __init__(self) -> None:
+        self.args: set[str] = set()
+        self.envs: set[str] = set()
+
+    def check(self, instruction: ins.Instruction, warnings: list[str]) -> None:
+        pos = instruction.pos
+        if isinstance(instruction, ins.Arg):
+            for name, _ in instruction.pairs:
+                if name in self.envs:
+                    warnings.append(f"{pos.file}:{pos.line}: ARG {name} has the same name as an "
+                                    f"ENV of this stage; the ENV value wins over the ARG")
+                self.args.add(name)
+        elif isinstance(instruction, ins.Env):
+            for name, _ in instruction.pairs:
+                if name in self.args:
+                    warnings.append(f"{pos.file}:{pos.line}: ENV {name} has the same name as an "
+                                    f"ARG of this stage; the ENV value wins over the ARG")
+                self.envs.add(name)
 
 
 def _parse_line(logical: LogicalLine, escape: str, warnings: list[str]) -> ins.Instruction:
     word = logical.text.split(None, 1)[0]
     keyword = word.upper()
-    if keyword in NOT_YET:
-        raise logical.error(f"{keyword} is not supported by pybuild yet",
-                            hint="supported: " + ", ".join(SUPPORTED))
     if keyword not in SUPPORTED:
-        close = difflib.get_close_matches(keyword, SUPPORTED + NOT_YET, n=1)
+        close = difflib.get_close_matches(keyword, SUPPORTED, n=1)
         raise logical.error(f"unknown instruction: {keyword}",
                             hint=f"did you mean {close[0]}?" if close else None)
     context = _Context(logical, keyword, escape, warnings)
@@ -121,7 +163,8 @@ def _from(context: _Context, flags: tuple[ins.Flag, ...], parts: list) -> ins.Fr
 
 
 def _run(context: _Context, flags: tuple[ins.Flag, ...], parts: list) -> ins.Run:
-    return ins.Run(**context.common(), command=_command(context, parts[0]), flags=flags)
+    return ins.Run(**context.common(), command=_command(context, parts[0]), flags=flags,
+                   heredocs=context.logical.heredocs)
 
 
 def _cmd(context: _Context, flags: tuple[ins.Flag, ...], parts: list) -> ins.Cmd:
@@ -149,9 +192,15 @@ def _add_or_copy(context: _Context, flags: tuple[ins.Flag, ...], parts: list) ->
             f"{'one was' if words else 'none were'} provided. Destination could not be determined",
             words[0][1] if words else offset,
             hint=f"usage: {context.keyword} [flags] <src>... <dest>")
+    heredocs = context.logical.heredocs if maybe.argv is None else ()
+    dest, dest_offset = words[-1]
+    if heredocs and re.match(r"\d*<<-?\s*[^<]", dest):
+        raise context.logical.error(f"{context.keyword}: a heredoc cannot be the destination",
+                                    dest_offset,
+                                    hint=f"usage: {context.keyword} <<EOF <dest> (body, then EOF)")
     cls = ins.Add if context.keyword == "ADD" else ins.Copy
-    return cls(**context.common(), sources=tuple(w for w, _ in words[:-1]), dest=words[-1][0],
-               flags=flags)
+    return cls(**context.common(), sources=tuple(w for w, _ in words[:-1]), dest=dest,
+               flags=flags, heredocs=heredocs)
 
 
 def _pairs(context: _Context, parts: list) -> tuple[tuple[str, str], ...]:
@@ -194,8 +243,99 @@ def _expose(context: _Context, flags: tuple[ins.Flag, ...], parts: list) -> ins.
     return ins.Expose(**context.common(), ports=tuple(str(t) for t in words.children))
 
 
+def _arg(context: _Context, flags: tuple[ins.Flag, ...], parts: list) -> ins.Arg:
+    (words,) = parts
+    pairs: list[tuple[str, str | None]] = []
+    for token in words.children:
+        name, equals, value = str(token).partition("=")
+        if not name:
+            raise context.logical.error("ARG names can not be blank", token.start_pos,
+                                        hint="usage: ARG <name>[=<default>] ...")
+        pairs.append((name, value if equals else None))
+    return ins.Arg(**context.common(), pairs=tuple(pairs))
+
+
+def _volume(context: _Context, flags: tuple[ins.Flag, ...], parts: list) -> ins.Volume:
+    rest: Token = parts[0]
+    offset = rest.start_pos or 0
+    maybe = decode(context.logical, str(rest), offset=offset, keyword=context.keyword)
+    if maybe.argv is not None:
+        paths = list(maybe.argv)
+    else:
+        if maybe.fell_back:
+            context.warn(FALLBACK_WARNING)
+        paths = [word for word, _ in parse_words(context.logical, str(rest), base=offset,
+                                                 keyword=context.keyword, escape=context.escape)]
+    if not paths:
+        raise context.logical.error("VOLUME requires at least one argument", offset,
+                                    hint='usage: VOLUME <path>... or VOLUME ["<path>", ...]')
+    if any(not path.strip() for path in paths):
+        raise context.logical.error("VOLUME specified can not be an empty string", offset)
+    return ins.Volume(**context.common(), paths=tuple(paths))
+
+
+def _shell(context: _Context, flags: tuple[ins.Flag, ...], parts: list) -> ins.Shell:
+    rest: Token = parts[0]
+    offset = rest.start_pos or 0
+    maybe = decode(context.logical, str(rest), offset=offset, keyword=context.keyword)
+    if maybe.argv is None:
+        advice = "JSON form needs double quotes" if maybe.fell_back else "write a JSON array"
+        hint = f'{advice}: SHELL ["/bin/sh", "-c"]'
+        raise context.logical.error("SHELL requires the arguments to be in JSON form", offset,
+                                    hint=hint)
+    if not maybe.argv:
+        raise context.logical.error("SHELL requires at least one argument", offset,
+                                    hint='usage: SHELL ["executable", "parameters"]')
+    return ins.Shell(**context.common(), argv=maybe.argv)
+
+
+def _stopsignal(context: _Context, flags: tuple[ins.Flag, ...], parts: list) -> ins.StopSignal:
+    return ins.StopSignal(**context.common(), signal=str(parts[0]))
+
+
+def _maintainer(context: _Context, flags: tuple[ins.Flag, ...], parts: list) -> ins.Maintainer:
+    context.warn("is deprecated; use LABEL maintainer=\"<name>\" (docker still accepts it)")
+    return ins.Maintainer(**context.common(), name=str(parts[0]))
+
+
+def _healthcheck(context: _Context, flags: tuple[ins.Flag, ...],
+                 parts: list) -> ins.Healthcheck:
+    rest: Token = parts[0]
+    offset = rest.start_pos or 0
+    text = str(rest)
+    kind = re.match(r"[^ \t\v\f\r]*", text).group(0)
+    command = text[len(kind):].lstrip(" \t\v\f\r")
+    if kind.upper() == "NONE":
+        if command:
+            raise context.logical.error("HEALTHCHECK NONE takes no arguments",
+                                        offset + len(text) - len(command))
+        return ins.Healthcheck(**context.common(), command=None, flags=flags)
+    if kind.upper() != "CMD":
+        raise context.logical.error(f"Unknown type {kind!r} in HEALTHCHECK (try CMD)", offset,
+                                    hint="usage: HEALTHCHECK [flags] CMD <command> "
+                                         "or HEALTHCHECK NONE")
+    if not command:
+        raise context.logical.error("Missing command after HEALTHCHECK CMD", offset + len(kind),
+                                    hint="usage: HEALTHCHECK [flags] CMD <command>")
+    at = offset + len(text) - len(command)
+    token = Token("REST", command, start_pos=at)
+    return ins.Healthcheck(**context.common(), command=_command(context, token), flags=flags)
+
+
+def _onbuild(context: _Context, flags: tuple[ins.Flag, ...], parts: list) -> ins.Onbuild:
+    rest: Token = parts[0]
+    offset = rest.start_pos or 0
+    trigger = str(rest)
+    nested_keyword = trigger.split(None, 1)[0].upper()
+    if nested_keyword in _NOT_TRIGGERS:
+        raise context.logical.error(_NOT_TRIGGERS[nested_keyword], offset)
+    nested = _parse_line(context.logical.sub(offset), context.escape, context.warnings)
+    return ins.Onbuild(**context.common(), trigger=trigger, instruction=nested)
+
+
 _BUILDERS: dict[str, Callable[[_Context, tuple[ins.Flag, ...], list], ins.Instruction]] = {
     "FROM": _from, "RUN": _run, "CMD": _cmd, "ENTRYPOINT": _entrypoint, "ADD": _add_or_copy,
     "COPY": _add_or_copy, "ENV": _env, "LABEL": _label, "WORKDIR": _workdir, "USER": _user,
-    "EXPOSE": _expose,
+    "EXPOSE": _expose, "ARG": _arg, "VOLUME": _volume, "SHELL": _shell, "STOPSIGNAL": _stopsignal,
+    "HEALTHCHECK": _healthcheck, "ONBUILD": _onbuild, "MAINTAINER": _maintainer,
 }

@@ -8,13 +8,13 @@ import argparse
 from pathlib import Path
 
 #: Command modules, in the order their commands appear in --help.
-MODULES = ("build", "archive", "images", "containers", "layerdirs", "analysis", "storage")
+MODULES = ("build", "syntax", "archive", "images", "containers", "layerdirs", "analysis", "storage")
 
 #: Which module registers each command, so that running one imports only its module
 #: (start-up time counts: a warm build should take a fraction of a second).
 #: tests/test_cli.py checks this table against what the modules register.
 COMMANDS = {
-    "build": "build", "parse": "build",
+    "build": "build", "parse": "build", "check-syntax": "syntax",
     "import": "archive", "load": "archive", "save": "archive",
     "images": "images", "history": "images", "inspect": "images", "rmi": "images", "tag": "images",
     "run": "containers", "commit": "containers", "ps": "containers", "rm": "containers",
