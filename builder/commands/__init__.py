@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 
 #: Command modules, in the order their commands appear in --help.
-MODULES = ("build", "syntax", "archive", "images", "containers", "layerdirs", "analysis", "storage")
+MODULES = ("build", "syntax", "archive", "images", "containers", "layerdirs", "analysis", "storage", "registry")
 
 #: Which module registers each command, so that running one imports only its module
 #: (start-up time counts: a warm build should take a fraction of a second).
@@ -21,6 +21,7 @@ COMMANDS = {
     "export-layers": "layerdirs", "import-layers": "layerdirs", "mount": "layerdirs", "umount": "layerdirs",
     "layers": "analysis", "find": "analysis", "diff": "analysis",
     "df": "storage", "prune": "storage",
+    "pull": "registry", "push": "registry", "login": "registry",
 }
 
 

@@ -1,0 +1,137 @@
+"""The write side: ``push`` sends an image from the store to a registry.
+
+Each layer goes out as its compressed blob: the one recorded for its diffID (kept from a pull,
+or made by an earlier push) or, the first time, gzip made once (mtime 0, so deterministic) and
+kept in the store.  A blob the registry already has (HEAD) is skipped; one it holds in another
+repository we know of is mounted; anything else is uploaded (monolithic PUT when small, one
+streamed PATCH then PUT when large).  Then the config, then the manifest: OCI media types by
+default, Docker schema2 with ``fmt="docker"``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from builder.digest import CHUNK, HashingWriter
+from builder.image import parse_config
+from builder.registry import RegistryError
+from builder.registry.client import MEDIA_DOCKER_MANIFEST, MEDIA_OCI_MANIFEST, RegistryClient, open_client
+from builder.registry.records import (CompressedBlob, compressed_blob, remember_compressed,
+                                      remember_repo, repos_holding)
+from builder.registry.reference import RegistryRef, parse_reference
+from builder.store import Store
+
+FORMATS = ("oci", "docker")
+MONOLITHIC_MAX = 8 << 20          # bytes; larger blobs are streamed with PATCH
+_CONFIG_TYPES = {"oci": "application/vnd.oci.image.config.v1+json",
+                 "docker": "application/vnd.docker.container.image.v1+json"}
+_MANIFEST_TYPES = {"oci": MEDIA_OCI_MANIFEST, "docker": MEDIA_DOCKER_MANIFEST}
+_LAYER_TYPES = {
+    ("oci", "gzip"): "application/vnd.oci.image.layer.v1.tar+gzip",
+    ("oci", "zstd"): "application/vnd.oci.image.layer.v1.tar+zstd",
+    ("oci", "none"): "application/vnd.oci.image.layer.v1.tar",
+    ("docker", "gzip"): "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    ("docker", "none"): "application/vnd.docker.image.rootfs.diff.tar",
+}
+
+
+@dataclass
+class PushResult:
+    ref: RegistryRef
+    manifest_digest: str = ""
+    uploaded: list[str] = field(default_factory=list)     # blob digests sent
+    existed: list[str] = field(default_factory=list)      # already in the repository
+    mounted: list[str] = field(default_factory=list)      # mounted from another repository
+
+
+def push(store: Store, image: str, dest: str | None = None, *, fmt: str = "oci",
+         insecure: bool = False, session: requests.Session | None = None,
+         monolithic_max: int = MONOLITHIC_MAX) -> PushResult:
+    """Push store image ``image`` (tag or ID) to ``dest`` (default: ``image`` read as a
+    reference).  Raises RegistryError; the registry may then hold some blobs but no manifest."""
+    if fmt not in FORMATS:
+        raise RegistryError(f"unknown manifest format {fmt!r} (expected oci or docker)")
+    image_id = store.resolve(image)
+    ref = parse_reference(dest or image)
+    if ref.digest:
+        raise RegistryError(f"push {ref.full}: push to a tag, not a digest")
+    config = store.image_config(image_id)
+    diff_ids = parse_config(config).diff_ids
+    client = open_client(store.root, ref, insecure=insecure, session=session)
+    result = PushResult(ref)
+    with store.in_use():
+        blobs = [compressed_layer(store, d) for d in diff_ids]
+        for blob in blobs:
+            if (fmt, blob.compression) not in _LAYER_TYPES:
+                raise RegistryError(f"push {ref.full}: a {blob.compression} layer cannot go in a "
+                                    f"{fmt} manifest; use --format oci")
+            _send(client, store, ref, blob.digest, blob.size, result, monolithic_max)
+        _send(client, store, ref, image_id, len(config), result, monolithic_max)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": _MANIFEST_TYPES[fmt],
+        "config": {"mediaType": _CONFIG_TYPES[fmt], "digest": image_id, "size": len(config)},
+        "layers": [{"mediaType": _LAYER_TYPES[(fmt, b.compression)], "digest": b.digest, "size": b.size}
+                   for b in blobs],
+    }
+    body = json.dumps(manifest, separators=(",", ":")).encode()
+    result.manifest_digest = client.put_manifest(ref.path, ref.reference, body, _MANIFEST_TYPES[fmt])
+    store.put_blob_bytes(body)
+    return result
+
+
+def _send(client: RegistryClient, store: Store, ref: RegistryRef, digest: str, size: int,
+          result: PushResult, monolithic_max: int) -> None:
+    if client.has_blob(ref.path, digest):
+        result.existed.append(digest)
+    else:
+        for source in repos_holding(store, ref.domain, digest):
+            if source != ref.path and client.mount_blob(ref.path, digest, source):
+                result.mounted.append(digest)
+                break
+        else:
+            client.upload_blob(ref.path, digest, size, store.blob_path(digest),
+                               monolithic_max=monolithic_max)
+            result.uploaded.append(digest)
+    remember_repo(store, ref.domain, digest, ref.path)
+
+
+class _Sink:
+    """What GzipFile writes into: hashed and counted on the way to the file."""
+
+    def __init__(self, out) -> None:
+        self.writer = HashingWriter(out)
+
+    def write(self, data: bytes) -> int:
+        return self.writer.write(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def compressed_layer(store: Store, diff_id: str) -> CompressedBlob:
+    """The compressed blob of a stored layer: the recorded one, or gzip made now (once) and kept
+    in the store.  Idempotent; a pulled layer is never recompressed."""
+    blob = compressed_blob(store, diff_id)
+    if blob is not None:
+        return blob
+    fd, tmp = tempfile.mkstemp(dir=store.root / "tmp", prefix=f"live-{os.getpid()}-gz-")
+    try:
+        with os.fdopen(fd, "wb") as out, store.open_blob(diff_id) as src:
+            sink = _Sink(out)
+            with gzip.GzipFile(fileobj=sink, mode="wb", mtime=0, compresslevel=6) as gz:  # type: ignore[arg-type]
+                while chunk := src.read(CHUNK):
+                    gz.write(chunk)
+        blob = CompressedBlob(sink.writer.digest, sink.writer.size, "gzip")
+        store.put_blob_file(Path(tmp), blob.digest)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    remember_compressed(store, diff_id, blob)
+    return blob
