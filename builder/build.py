@@ -27,6 +27,7 @@ from builder.cache import BuildCache, FileHashes, step_key
 from builder.store import Store
 
 if TYPE_CHECKING:       # imported where a step really runs: a cached build never needs them
+    from builder.dispatch import stage as stages_t
     from builder.inspect import explain
     from builder.layer.overlay import OverlayMount
     from builder.layer.stack import LayerStack
@@ -40,6 +41,8 @@ class BuildOptions:
     no_cache: bool = False        # run every step (results are still recorded in the cache)
     explain: str | None = None    # "text" or "json": record how every step became a layer
     source_date_epoch: int | None = None   # reproducible: clamp mtimes, date history from it
+    build_args: tuple[tuple[str, str], ...] = ()   # --build-arg K=V, in command-line order
+    target: str | None = None     # --target: build up to this stage (name, case-insensitive)
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,9 @@ class State:
     config: ImageConfig
     chain: tuple[str, ...] = ()   # chain IDs of its layers, base first
     cmd_set: bool = False         # a CMD was given in this stage (ENTRYPOINT then keeps Cmd)
+    args: tuple[tuple[str, str], ...] = ()        # ARGs declared in this stage that have a value
+    proxy_args: tuple[tuple[str, str], ...] = ()  # undeclared proxy --build-args (RUN env only)
+    maintainer: str = ""          # MAINTAINER: author of every later history entry and the image
 
 
 @dataclass(frozen=True)
@@ -71,31 +77,101 @@ class Build:
         self._step: StepRef | None = None
         self.cache = BuildCache(store)
         self.hashes = FileHashes(store)
+        self.meta_args: dict[str, str] = {}      # global ARGs (before the first FROM), resolved
+        self.used_args: set[str] = set()         # --build-arg names some ARG declared
+        self.stage_names: list[str | None] = []  # by stage index, lower-cased
+        self.stage_images: dict[int, str] = {}   # stage index → committed (untagged) image ID
+        self.current_stage = 0
+        self._plan: stages_t.StagePlan | None = None
 
     def run(self, buildfile: Buildfile) -> str:
-        from builder.dispatch import dispatch        # handlers import this module's types
+        """Build the target stage (the last one unless ``--target``) and the stages it needs;
+        every built stage is committed as an untagged image (see ``image_for_copy_from``)."""
+        from builder.dispatch import stage as stages     # handlers import this module's types
         for warning in getattr(buildfile, "warnings", ()):
             self.log.warn(warning)
         self.escape = buildfile.escape
         total = len(buildfile.instructions)
-        state: State | None = None
+        plan = self._plan = stages.plan(buildfile, self.options.target)
+        self.stage_names = [s.name for s in plan.stages]
         with self.store.in_use(), self._staging():
-            for n, inst in enumerate(buildfile.instructions, start=1):
-                step = self._step = StepRef(n, total, inst.original)
+            for n, inst in plan.meta_args:
+                self._step = StepRef(n, total, inst.original)
                 self.log.step(n, total, inst.original)
-                before = len(self.explanations)
-                state = dispatch(self, state, inst, step)
-                if self.options.explain == "text":
-                    from builder.inspect import explain
-                    for e in self.explanations[before:]:
-                        self.log.explain(explain.render_text(e))
-                self.log.note(_short(self.image_id_of(state.config)))
-        assert state is not None, "a parsed Buildfile has at least one instruction"
+                stages.dispatch_meta_arg(self, inst)
+            for st in plan.stages[:plan.target + 1]:
+                if st.index in self.stage_images:       # built early for a COPY --from
+                    continue
+                if st.index not in plan.needed:
+                    self.log.note(f"skipping stage {st.label}: not needed for the target")
+                    continue
+                self._build_stage(st, total)
         self.hashes.save()
-        image_id = self.commit_image(state)
+        unused = sorted({k for k, _ in self.options.build_args} - self.used_args - stages.PROXY_ARGS)
+        if unused:
+            self.log.warn(f"one or more build-args {unused} were not consumed")
+        image_id = self.stage_images[plan.target]
         for tag in self.options.tags:
             self.store.set_tag(tag, image_id)
         return image_id
+
+    def _build_stage(self, st: stages_t.Stage, total: int) -> str:
+        """Build one stage and commit its result as an (untagged) image; return its ID."""
+        from builder.dispatch import dispatch
+        self.current_stage = st.index
+        state: State | None = None
+        for n, inst in st.steps:
+            step = self._step = StepRef(n, total, inst.original)
+            self.log.step(n, total, inst.original)
+            before = len(self.explanations)
+            state = dispatch(self, state, inst, step)
+            if self.options.explain == "text":
+                from builder.inspect import explain
+                for e in self.explanations[before:]:
+                    self.log.explain(explain.render_text(e))
+            self.log.note(_short(self.image_id_of(state.config)))
+        assert state is not None, "a stage starts with FROM"
+        self.stage_images[st.index] = image_id = self.commit_image(state)
+        return image_id
+
+    def image_for_copy_from(self, value: str) -> str:
+        """The image ID that ``COPY --from=value`` copies from: an earlier stage by name
+        (case-insensitive) or index, else an image in the store (name, tag or ID)."""
+        index = self.stage_index(value)
+        if index is not None:
+            if index >= self.current_stage:
+                raise StepError(step=self._step.number if self._step else 0,
+                                total=self._step.total if self._step else 0,
+                                instruction=self._step.original if self._step else "",
+                                reason=f"--from={value} refers to the current or a later stage")
+            if index not in self.stage_images:      # skipped as unneeded (e.g. --from=$VAR): build now
+                assert self._plan is not None
+                saved = (self.current_stage, self._step)
+                self.log.note(f"building stage {self._plan.stages[index].label} for --from={value}")
+                try:
+                    with contextlib.ExitStack() as outside_run:     # called after run() returned
+                        if self._stage is None:
+                            outside_run.enter_context(self.store.in_use())
+                            outside_run.enter_context(self._staging())
+                        self._build_stage(self._plan.stages[index], saved[1].total if saved[1] else 0)
+                finally:
+                    self.current_stage, self._step = saved
+            return self.stage_images[index]
+        try:
+            return self.store.resolve(value)
+        except ImageNotFound:
+            raise ImageNotFound(f"--from={value}: no stage of that name and no such image in the "
+                                f"store (create it with `pybuild import` or `pybuild load`)") from None
+
+    def stage_index(self, value: str) -> int | None:
+        """The index of an earlier-or-current stage called ``value`` (a name or an index)."""
+        if value.isdigit():
+            return int(value) if int(value) < len(self.stage_names) else None
+        lowered = value.lower()
+        for i, name in enumerate(self.stage_names[:self.current_stage + 1]):
+            if name == lowered:
+                return i
+        return None
 
     # -- effects the handlers use ------------------------------------------------------------
     def load_base(self, ref: str) -> State:
@@ -116,12 +192,21 @@ class Build:
                 raise StoreError(f"base image {ref}: layer {cid} is missing from the store")
         return State(config=cfg, chain=chain)
 
-    def run_command(self, state: State, step: StepRef, argv: tuple[str, ...], created_by: str) -> State:
-        """RUN: execute ``argv`` chrooted over the union; capture what it changed."""
-        return self._cached(state, f"RUN {json.dumps(argv)}\n{created_by}",
-                            lambda: self._run_command(state, step, argv, created_by))
+    def run_command(self, state: State, step: StepRef, argv: tuple[str, ...], created_by: str, *,
+                    env: tuple[str, ...] | None = None, script: tuple[str, bytes] | None = None) -> State:
+        """RUN: execute ``argv`` chrooted over the union; capture what it changed.
+        ``env`` replaces the config's Env (ARG values added); ``script`` = (absolute path, body)
+        is a file (0755) present only while the command runs, never in the layer.  The cache
+        key is argv + created_by (+ script): proxy args in ``env`` alone never change it."""
+        definition = f"RUN {json.dumps(argv)}\n{created_by}"
+        if script is not None:
+            definition += f"\n{script[0]}\n{sha256_bytes(script[1])}"
+        return self._cached(state, definition,
+                            lambda: self._run_command(state, step, argv, created_by, env, script))
 
-    def _run_command(self, state: State, step: StepRef, argv: tuple[str, ...], created_by: str) -> State:
+    def _run_command(self, state: State, step: StepRef, argv: tuple[str, ...], created_by: str,
+                     run_env: tuple[str, ...] | None = None,
+                     script: tuple[str, bytes] | None = None) -> State:
         from builder.layer import sandbox
 
         def action(mount: OverlayMount, step_dir: Path) -> OverlayMount:
@@ -129,7 +214,11 @@ class Build:
             sandbox.make_init_layer(init, self._stack(state), sandbox.host_files())
             mount = replace(mount, lowers=(os.path.relpath(init, self.store.root),) + mount.lowers)
             hostname = secrets.token_hex(6)     # docker uses the container's short id
-            env = state.config.config.env
+            if script is not None:              # written into the upper dir, removed before capture
+                script_path = step_dir / "upper" / script[0].lstrip("/")
+                script_path.write_bytes(script[1])
+                script_path.chmod(0o755)
+            env = state.config.config.env if run_env is None else run_env
             if state.config.config.env_get("HOSTNAME") is None:
                 env += (f"HOSTNAME={hostname}",)
             spec = sandbox.RunSpec(argv=argv, env=env,
@@ -137,6 +226,8 @@ class Build:
                                    user=state.config.config.user, hostname=hostname)
             code = sandbox.run(mount, spec, self.log.output, files_dir=step_dir)
             self.log.end_output()
+            if script is not None:
+                script_path.unlink(missing_ok=True)
             if code != 0:
                 raise StepError(step=step.number, total=step.total, instruction=step.original,
                                 reason=f"exit code {code}", exit_code=code)
@@ -161,7 +252,8 @@ class Build:
     def metadata(self, state: State, run_config: img.RunConfig, created_by: str, **changes: Any) -> State:
         """A config-only step: new RunConfig, and an empty_layer history entry."""
         definition = f"{created_by}\n{json.dumps(run_config.to_json(), sort_keys=True)}\n{changes}"
-        return self._cached(state, definition, lambda: self._metadata(state, run_config, created_by, **changes))
+        return self._cached(state, definition, lambda: self._metadata(state, run_config, created_by, **changes),
+                            **changes)
 
     def _metadata(self, state: State, run_config: img.RunConfig, created_by: str, **changes: Any) -> State:
         if self.options.explain and self._step is not None:
@@ -170,9 +262,11 @@ class Build:
                 number=self._step.number, total=self._step.total, instruction=self._step.original,
                 kind="config", config_change=explain.config_change(state.config.config, run_config),
                 created_by=created_by))
-        cfg = replace(state.config, config=run_config)
-        cfg = cfg.with_history(History(created_by=created_by, created=self._now(), empty_layer=True))
-        return replace(state, config=cfg, **changes)
+        state = replace(state, **changes)
+        cfg = replace(state.config, config=run_config, author=state.maintainer)
+        cfg = cfg.with_history(History(created_by=created_by, created=self._now(), empty_layer=True,
+                                       author=state.maintainer))
+        return replace(state, config=cfg)
 
     def staging_path(self) -> Path:
         """This build's staging dir (removed when the build ends), e.g. for downloads."""
@@ -186,7 +280,8 @@ class Build:
         return self.store.put_config(img.config_bytes(state.config), state.config.diff_ids)
 
     # -- internals ---------------------------------------------------------------------------
-    def _cached(self, state: State, definition: str, produce: Callable[[], State]) -> State:
+    def _cached(self, state: State, definition: str, produce: Callable[[], State],
+                **changes: Any) -> State:
         """Serve the step from the cache, or produce it and record the result."""
         if self.options.source_date_epoch is not None:
             definition += f"\nSOURCE_DATE_EPOCH={self.options.source_date_epoch}"
@@ -196,7 +291,8 @@ class Build:
             if hit is not None:
                 self.log.note("Using cache")
                 cfg = img.parse_config(hit.config)
-                return State(config=cfg, chain=tuple(chain_ids(cfg.diff_ids)), cmd_set=hit.cmd_set)
+                return replace(state, config=cfg, chain=tuple(chain_ids(cfg.diff_ids)), cmd_set=hit.cmd_set,
+                               **{k: v for k, v in changes.items() if k != "cmd_set"})
         new = produce()
         self.cache.record(key, img.config_bytes(new.config), cmd_set=new.cmd_set)
         return new
@@ -248,15 +344,18 @@ class Build:
                           mtime_clamp=self.options.source_date_epoch)
         now = self._now()
         self._last_capture = (cap.diff_id, cap.size)
+        author = state.maintainer
         if cap.diff_id == EMPTY_LAYER_DIFF_ID:
-            cfg = state.config.with_history(History(created_by=created_by, created=now, empty_layer=True))
+            cfg = replace(state.config, author=author).with_history(
+                History(created_by=created_by, created=now, empty_layer=True, author=author))
             return replace(state, config=cfg)
         parent = state.chain[-1] if state.chain else None
         cid = chain_id(parent, cap.diff_id)
         self.store.commit_layer(chain_id=cid, diff_id=cap.diff_id, parent=parent,
                                 unpacked=step_dir / "upper", tar_path=tar_path, size=cap.size)
         self.log.note(f"layer {_short(cap.diff_id)} ({human_size(cap.size)}, {len(cap.entries)} entries)")
-        cfg = state.config.with_layer(cap.diff_id, History(created_by=created_by, created=now))
+        cfg = replace(state.config, author=author).with_layer(
+            cap.diff_id, History(created_by=created_by, created=now, author=author))
         self._last_capture = (cap.diff_id, cap.size)
         return replace(state, config=cfg, chain=state.chain + (cid,))
 

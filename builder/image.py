@@ -90,6 +90,17 @@ class RunConfig:
             ports.append(port)
         return replace(self, exposed_ports=tuple(ports))
 
+    def get_other(self, key: str) -> Any:
+        """An unmodelled key (Volumes, Shell, Healthcheck, StopSignal, OnBuild, …); None if absent."""
+        return dict(self.other).get(key)
+
+    def with_other(self, key: str, value: Any) -> RunConfig:
+        """Set an unmodelled key; ``None`` removes it (docker writes it as null)."""
+        other = [(k, v) for k, v in self.other if k != key]
+        if value is not None:
+            other.append((key, value))
+        return replace(self, other=tuple(other))
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.other)
         out["Env"] = list(self.env) if self.env else None
@@ -246,7 +257,8 @@ def host_architecture() -> str:
 
 
 # -- created_by, as docker's classic builder writes it --------------------------------------
-NOP = "/bin/sh -c #(nop) "
+DEFAULT_SHELL = ("/bin/sh", "-c")
+NOP = "/bin/sh -c #(nop) "          # under the default SHELL; nop_prefix() for any other
 
 
 def go_quote(s: str) -> str:
@@ -278,6 +290,50 @@ def go_quote_list(items: tuple[str, ...] | list[str]) -> str:
     return "[" + " ".join(go_quote(i) for i in items) + "]"
 
 
-def created_by_nop(text: str) -> str:
+def nop_prefix(shell: tuple[str, ...] = DEFAULT_SHELL) -> str:
+    """``/bin/sh -c #(nop) ``: docker's pseudo-command under the current SHELL (one space)."""
+    return " ".join(shell) + " #(nop) "
+
+
+def created_by_nop(text: str, shell: tuple[str, ...] = DEFAULT_SHELL) -> str:
     """Metadata steps: ``/bin/sh -c #(nop)  CMD […]`` — two spaces, as docker writes it."""
-    return NOP + " " + text
+    return nop_prefix(shell) + " " + text
+
+
+def go_duration(ns: int) -> str:
+    """Go's ``time.Duration.String()``: ``0s``, ``1.5s``, ``5m0s``, ``1h0m0s``, ``500ms``."""
+    if ns == 0:
+        return "0s"
+    sign, ns = ("-", -ns) if ns < 0 else ("", ns)
+    if ns < 1_000_000_000:
+        for unit, size in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
+            if ns >= size:
+                return sign + _go_frac(ns, size) + unit
+    hours, rest = divmod(ns, 3_600_000_000_000)
+    minutes, rest = divmod(rest, 60_000_000_000)
+    out = f"{hours}h" if hours else ""
+    if hours or minutes:
+        out += f"{minutes}m"
+    return sign + out + _go_frac(rest, 1_000_000_000) + "s"
+
+
+def _go_frac(value: int, unit: int) -> str:
+    whole, frac = divmod(value, unit)
+    if not frac:
+        return str(whole)
+    digits = str(frac).rjust(len(str(unit)) - 1, "0").rstrip("0")
+    return f"{whole}.{digits}"
+
+
+def go_quote_rune(n: int) -> str:
+    """Go's ``%q`` of an int: a quoted rune literal (``'\\x03'``, ``'A'``)."""
+    ch = chr(n)
+    if ch == "'" or ch == "\\":
+        return "'\\" + ch + "'"
+    if ch in _GO_ESCAPES:
+        return "'" + _GO_ESCAPES[ch] + "'"
+    if n < 0x20 or n == 0x7F:
+        return f"'\\x{n:02x}'"
+    if not ch.isprintable():
+        return f"'\\u{n:04x}'" if n <= 0xFFFF else f"'\\U{n:08x}'"
+    return f"'{ch}'"

@@ -4,6 +4,7 @@ the same layers, rootfs, config and history.  This reaches beyond the fixed gold
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -33,7 +34,46 @@ CASES = {
                                     "LABEL x=$C\nUSER user\nEXPOSE 80 53/udp\nRUN id -u > /tmp/uid\n"),
     "chmod-dirs-and-opaque": (None, "FROM pbtest/busybox:base\nRUN chmod 700 /usr/share && "
                                     "rm -rf /var/lib/app && mkdir /var/lib/app && mkfifo /var/lib/app/f\n"),
+    # -- issue 5 semantics; a third item is extra `build` arguments given to both builders ----
+    # ARG history (the default, expanded), |N K=V sorted in RUN, --build-arg over the default
+    "arg-run-created-by": (None, "FROM pbtest/busybox:base\nARG z=26 a\nARG m=$z-x\n"
+                                 "RUN echo $a $m $z > /args\nENV E=$m\n", ("--build-arg", "a=A")),
+    # classic builder: ENV wins over an ARG of the same name (and hides it from created_by)
+    "arg-env-wins": (None, "FROM pbtest/busybox:base\nARG A=1\nENV A=2\nRUN echo $A > /a\n",
+                     ("--build-arg", "A=3")),
+    # an undeclared proxy arg reaches RUN; classic writes "|0 /bin/sh -c …"
+    "arg-proxy-undeclared": (None, "FROM pbtest/busybox:base\nRUN echo $HTTP_PROXY > /p\n",
+                             ("--build-arg", "HTTP_PROXY=http://proxy:3128")),
+    # global ARGs are seen by FROM only, until re-declared in the stage
+    "arg-global-in-from": (None, "ARG IMG=pbtest/busybox\nARG TAG=nope\nFROM $IMG:$TAG\n"
+                                 "RUN echo \"[$TAG]\" > /before\nARG TAG\nRUN echo $TAG > /after\n",
+                           ("--build-arg", "TAG=base")),
+    "volume-stopsignal-healthcheck": (None, "FROM pbtest/busybox:base\nENV D=/data\nVOLUME $D /logs\n"
+                                            "VOLUME [\"/x y\"]\nSTOPSIGNAL SIGQUIT\n"
+                                            "HEALTHCHECK NONE\nHEALTHCHECK --retries=3 CMD [\"true\"]\n"
+                                            "HEALTHCHECK --interval=1m30s --timeout=3s --start-period=500ms "
+                                            "CMD wget -q localhost || exit 1\n"),
+    "shell-run-cmd-nop": (None, "FROM pbtest/busybox:base\nSHELL [\"/bin/sh\", \"-ec\"]\n"
+                                "RUN echo $- > /flags\nENV A=1\nWORKDIR /w\nCMD echo hi\n"
+                                "ENTRYPOINT exec cat\n"),
+    "maintainer-author": (None, "FROM pbtest/busybox:base\nENV A=1\nMAINTAINER Jo Doe <jo@example.com>\n"
+                                "RUN echo > /m\nLABEL l=1\n"),
+    "onbuild-recorded": (None, "FROM pbtest/busybox:base\nONBUILD RUN echo t > /t\nonbuild  env A=1\n"),
+    # a stage's triggers run right after a FROM of that stage, and leave the image
+    "onbuild-triggered-by-stage": (None, "FROM pbtest/busybox:base AS parent\nONBUILD RUN echo t > /t\n"
+                                         "ONBUILD ENV T=1\nFROM parent\nRUN cat /t > /t2\n"),
+    # the classic builder builds every stage up to the target; the result must be the same
+    "multi-stage-from-stage": (None, "FROM pbtest/busybox:base AS a\nRUN echo a > /a\n"
+                                     "FROM pbtest/busybox:base AS b\nRUN echo b > /b\n"
+                                     "FROM A\nRUN cat /a > /a2\n"),
+    "multi-stage-target": (None, "FROM pbtest/busybox:base AS a\nRUN echo a > /a\n"
+                                 "FROM a AS b\nRUN echo b > /b\nFROM b\nRUN exit 1\n", ("--target", "b")),
+    # not here: heredoc RUNs (the classic builder has no heredocs), and --target skipping a
+    # failing stage (the classic builder builds every stage before the target).
 }
+
+# config keys beyond imagecheck.config_view that issue 5's instructions set
+EXTRA_KEYS = ("Volumes", "Shell", "Healthcheck", "StopSignal", "OnBuild")
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +92,7 @@ def docker(session_store, tmp_path_factory):
 
 
 def make_context(name: str, tmp_path: Path) -> Path:
-    ctx_src, text = CASES[name]
+    ctx_src, text = CASES[name][:2]
     if isinstance(ctx_src, Path):
         ctx = writable_copy(ctx_src, tmp_path / "ctx")
         buildfile = (ctx / "Buildfile").read_text()
@@ -77,7 +117,8 @@ def test_same_image_as_docker_classic(name, docker, session_store, tmp_path):
     tag = f"diff/{name}"
     # docker's classic builder; its RUN containers get no network, as ours
     env = dict(os.environ, DOCKER_BUILDKIT="0")
-    docker.run("build", "--network", "none", "-t", tag, str(ctx), env=env)
+    extra = CASES[name][2] if len(CASES[name]) > 2 else ()
+    docker.run("build", "--network", "none", *extra, "-t", tag, str(ctx), env=env)
     saved = tmp_path / "docker.tar"
     docker.run("save", "-o", str(saved), tag)
     theirs = Store(tmp_path / "docker-store")
@@ -86,7 +127,7 @@ def test_same_image_as_docker_classic(name, docker, session_store, tmp_path):
     os.unlink(ctx / ".dockerignore")              # pybuild has no .dockerignore yet (issue #5)
     os.unlink(ctx / "Dockerfile")
     shutil.move(ctx / "Buildfile", tmp_path / "Buildfile")
-    pybuild("-f", str(tmp_path / "Buildfile"), "-t", tag, str(ctx), root=session_store)
+    pybuild("build", "-f", str(tmp_path / "Buildfile"), *extra, "-t", tag, str(ctx), root=session_store)
     ours = Store(session_store)
     our_id = ours.resolve(tag)
 
@@ -95,3 +136,13 @@ def test_same_image_as_docker_classic(name, docker, session_store, tmp_path):
     assert config_view(ours, our_id) == config_view(theirs, their_id)
     assert [mask_source_hash(h) for h in history_lines(ours, our_id, skip=1)] == \
         [mask_source_hash(h) for h in history_lines(theirs, their_id, skip=1)]
+    assert extra_view(ours, our_id) == extra_view(theirs, their_id)
+
+
+def extra_view(store: Store, image_id: str) -> dict:
+    """The config keys of issue 5 (absent = null), the image's author and each entry's author."""
+    cfg = json.loads(store.image_config(image_id))
+    view = {k: (cfg.get("config") or {}).get(k) for k in EXTRA_KEYS}
+    view["author"] = cfg.get("author", "")
+    view["history authors"] = [h.get("author", "") for h in cfg.get("history", [])[1:]]
+    return view

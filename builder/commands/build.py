@@ -25,7 +25,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     log = BuildLog(out=sys.stderr if args.explain == "json" else None, quiet=args.quiet)
     options = BuildOptions(buildfile=buildfile, context=context, tags=tuple(args.tag),
                            no_cache=args.no_cache, explain=args.explain,
-                           source_date_epoch=_source_date_epoch(args.reproducible))
+                           source_date_epoch=_source_date_epoch(args.reproducible),
+                           build_args=_build_args(args.build_arg), target=args.target)
     session = Build(store_of(args), options, log)
     image_id = session.run(parsed)
     if args.explain == "json":
@@ -39,6 +40,22 @@ def cmd_build(args: argparse.Namespace) -> int:
             from builder.store import normalize_tag
             print(f"Successfully tagged {normalize_tag(tag)}")
     return 0
+
+
+def _build_args(raw: list[str]) -> tuple[tuple[str, str], ...]:
+    """``--build-arg K=V``; a bare ``K`` takes K from the environment (skipped if unset), as docker."""
+    from builder.errors import UsageError
+    out = []
+    for item in raw:
+        key, eq, value = item.partition("=")
+        if not key:
+            raise UsageError(f"--build-arg {item!r}: the name is empty (use --build-arg NAME=VALUE)")
+        if not eq:
+            if key not in os.environ:
+                continue
+            value = os.environ[key]
+        out.append((key, value))
+    return tuple(out)
 
 
 def _source_date_epoch(reproducible: bool) -> int | None:
@@ -63,6 +80,10 @@ def register(sub, common) -> None:
     b = sub.add_parser("build", parents=[common], help="build an image from a Buildfile")
     b.add_argument("-f", "--file", help="the Buildfile (default CONTEXT/Buildfile)")
     b.add_argument("-t", "--tag", action="append", default=[], help="name[:tag] for the image (repeatable)")
+    b.add_argument("--build-arg", action="append", default=[], metavar="NAME=VALUE",
+                   help="a value for ARG NAME (repeatable; a bare NAME takes it from the environment)")
+    b.add_argument("--target", metavar="STAGE",
+                   help="build up to this stage (FROM … AS STAGE); stages it does not need are skipped")
     b.add_argument("--no-cache", action="store_true", help="do not use the build cache")
     b.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
     b.add_argument("--reproducible", action="store_true",

@@ -1,17 +1,21 @@
 """One handler per instruction, dispatched by ``match``.  Each takes the state before the step
 and returns the state after it; the effects (mounts, layers, store) go through the Build
-session.  Handlers live by family: run.py, copy.py, config.py."""
+session.  Handlers live by family: stage.py (FROM, ARG), run.py, copy.py, config.py."""
 
 from __future__ import annotations
 
 from builder.build import Build, State, StepRef
 from builder.buildfile.expand import ExpandError
-from builder.buildfile.instructions import (Add, Cmd, Copy, Entrypoint, Env, Expose, From, Instruction,
-                                            Label, Run, User, Workdir)
+from builder.buildfile.instructions import (Add, Arg, Cmd, Copy, Entrypoint, Env, Expose, From,
+                                            Healthcheck, Instruction, Label, Maintainer, Onbuild, Run,
+                                            Shell, StopSignal, User, Volume, Workdir)
 from builder.dispatch.config import (dispatch_cmd, dispatch_entrypoint, dispatch_env, dispatch_expose,
-                                     dispatch_label, dispatch_user, dispatch_workdir)
+                                     dispatch_healthcheck, dispatch_label, dispatch_maintainer,
+                                     dispatch_onbuild, dispatch_shell, dispatch_stopsignal, dispatch_user,
+                                     dispatch_volume, dispatch_workdir)
 from builder.dispatch.copy import dispatch_copy
 from builder.dispatch.run import dispatch_run
+from builder.dispatch.stage import dispatch_arg, dispatch_from
 from builder.errors import BuildfileError
 
 
@@ -27,9 +31,10 @@ def dispatch(build: Build, state: State | None, inst: Instruction, step: StepRef
 
 
 def _dispatch(build: Build, state: State | None, inst: Instruction, step: StepRef) -> State:
+    if isinstance(inst, From):
+        return dispatch_from(build, inst, step)
+    assert state is not None
     match inst:
-        case From():
-            return build.load_base(inst.image)
         case Run():
             return dispatch_run(build, state, inst, step)
         case Cmd():
@@ -48,4 +53,18 @@ def _dispatch(build: Build, state: State | None, inst: Instruction, step: StepRe
             return dispatch_user(build, state, inst)
         case Expose():
             return dispatch_expose(build, state, inst)
+        case Arg():
+            return dispatch_arg(build, state, inst)
+        case Volume():
+            return dispatch_volume(build, state, inst, step)
+        case Shell():
+            return dispatch_shell(build, state, inst, step)
+        case StopSignal():
+            return dispatch_stopsignal(build, state, inst, step)
+        case Healthcheck():
+            return dispatch_healthcheck(build, state, inst, step)
+        case Maintainer():
+            return dispatch_maintainer(build, state, inst)
+        case Onbuild():
+            return dispatch_onbuild(build, state, inst, step)
     raise AssertionError(f"internal error: no handler for {type(inst).__name__}")
