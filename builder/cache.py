@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import stat
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,11 +143,17 @@ class FileHashes:
             self._dirty = False
 
 
-def sources_checksum(paths: list[tuple[str, Path]], hashes: FileHashes) -> str:
+def sources_checksum(paths: list[tuple[str, Path]], hashes: FileHashes, *,
+                     walk: Callable[[int], Iterable[tuple[str, str]]] | None = None,
+                     flags: str = "") -> str:
     """The ADD/COPY part of a cache key: for each (name, path) — a file, or a directory
     walked in order — path, type, mode, size, mtime (whole seconds, as in the layer), link
-    target and content."""
+    target and content.  ``walk(i)`` lists directory ``paths[i]``'s entries as (path inside,
+    full path) — the context's walk, which leaves .dockerignore'd and --exclude'd entries
+    out; by default every entry.  ``flags`` (--chown, --chmod, --exclude … as text) is part
+    of the key too."""
     h = hashlib.sha256()
+    h.update(f"flags\0{flags}\n".encode("utf-8", "surrogateescape"))
 
     def add(rel: str, full: str) -> None:
         st = os.lstat(full)
@@ -160,13 +167,10 @@ def sources_checksum(paths: list[tuple[str, Path]], hashes: FileHashes) -> str:
         h.update(f"{rel}\0{kind:o}\0{stat.S_IMODE(st.st_mode):o}\0"
                  f"{st.st_size}\0{st.st_mtime_ns // 10**9}\0{body}\n".encode("utf-8", "surrogateescape"))
 
-    for name, path in paths:
+    for n, (name, path) in enumerate(paths):
         if path.is_dir():
-            for dirpath, dirnames, filenames in os.walk(path):
-                dirnames.sort()
-                for child in sorted(dirnames + filenames):
-                    full = os.path.join(dirpath, child)
-                    add(f"{name}/{os.path.relpath(full, path)}", full)
+            for inner, full in (walk(n) if walk is not None else _walk_all(path)):
+                add(f"{name}/{inner}", full)
             add(f"{name}/.", str(path))
         else:
             h.update(f"{name}\0".encode("utf-8", "surrogateescape"))
@@ -174,3 +178,11 @@ def sources_checksum(paths: list[tuple[str, Path]], hashes: FileHashes) -> str:
             h.update(f"{stat.S_IMODE(st.st_mode):o}\0{st.st_size}\0{st.st_mtime_ns // 10**9}\0"
                      f"{hashes.sha256(path, st)}\n".encode())
     return h.hexdigest()
+
+
+def _walk_all(path: Path) -> Iterator[tuple[str, str]]:
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames.sort()
+        for child in sorted(dirnames + filenames):
+            full = os.path.join(dirpath, child)
+            yield os.path.relpath(full, path), full

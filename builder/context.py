@@ -4,6 +4,12 @@ Sources are relative to the context root (a leading ``/`` is ignored, as docker 
 source that leaves the context — by ``..`` or through a symlink — is refused, as docker's
 classic builder refuses ``..`` ("forbidden path outside the build context").  Wildcards follow
 Go's filepath.Match: ``*`` and ``?`` never match ``/``; a match is made per path.
+
+Paths the build's ``.dockerignore`` excludes are absent: a source naming one is "not found",
+wildcards skip them and directory walks (``walk``) leave them out.  ``--exclude`` patterns
+work the same way relative to each source.  A context made with ``in_scope=True`` (another
+image's root, for ``COPY --from``) resolves symlinks *inside* the root instead of refusing
+them, as docker's FollowSymlinkInScope does.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from builder.dockerignore import PatternMatcher
 from builder.errors import ContextError
 
 _WILDCARDS = set("*?[")
@@ -29,10 +36,60 @@ class Source:
     name: str
     rel: str                      # relative to the context root, for messages and hashes
     is_dir: bool
+    ignore: PatternMatcher | None = None    # the .dockerignore, matched against rel + "/" + inner
+    exclude: PatternMatcher | None = None   # --exclude, matched against the path inside the source
+
+    def skips(self, inner: str) -> bool:
+        """Whether the entry ``inner`` (relative to this directory source) is left out."""
+        if self.exclude and self.exclude.excluded(inner):
+            return True
+        if self.ignore:
+            return self.ignore.excluded(inner if self.rel in ("", ".") else f"{self.rel}/{inner}")
+        return False
+
+    def may_descend(self) -> bool:
+        """Whether a left-out directory may still hold entries an exception re-includes."""
+        return any(m is not None and m.has_exceptions for m in (self.ignore, self.exclude))
+
+
+def walk(source: Source) -> list[tuple[str, str]]:
+    """Every entry under directory ``source`` that is not left out, as (path inside the
+    source, full path), parents before children, in a stable order.  A left-out directory
+    that holds a re-included entry is kept (its children need it)."""
+    found: list[tuple[str, str]] = []
+    pending: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(source.path):
+        rel_dir = os.path.relpath(dirpath, source.path)
+        keep_dirs = []
+        for name in sorted(dirnames + filenames):
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            full = os.path.join(dirpath, name)
+            is_dir = name in dirnames
+            if not source.skips(rel):
+                found.append((rel, full))
+                if is_dir:
+                    keep_dirs.append(name)
+            elif is_dir and source.may_descend():
+                pending[rel] = full
+                keep_dirs.append(name)
+        dirnames[:] = keep_dirs
+    if pending:
+        needed = {parent for rel, _ in found for parent in _parents(rel)}
+        found.extend((rel, full) for rel, full in pending.items() if rel in needed)
+    found.sort(key=lambda entry: entry[0].split("/"))
+    return found
+
+
+def _parents(rel: str) -> list[str]:
+    parts = rel.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
 
 
 class BuildContext:
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, *, ignore: PatternMatcher | None = None,
+                 in_scope: bool = False) -> None:
+        self.ignore = ignore or None
+        self.in_scope = in_scope
         try:
             self.root = Path(os.path.realpath(root))
             if not self.root.is_dir():
@@ -48,8 +105,23 @@ class BuildContext:
             matches = self._glob(cleaned)
             if not matches:
                 raise ContextError(f"no source files were specified: {src} matches nothing in the context")
-            return [self._source(m, src) for m in matches]
-        return [self._source(cleaned, src)]
+            found = [s for s in (self._source(m, src) for m in matches) if not self._ignored(s)]
+            if not found:
+                raise ContextError(f"no source files were specified: {src} matches nothing in the "
+                                   "context that .dockerignore leaves")
+            return found
+        source = self._source(cleaned, src)
+        if self._ignored(source):
+            raise ContextError(f"file not found in build context or excluded by .dockerignore: "
+                               f"stat {cleaned}: file does not exist")
+        return [source]
+
+    def _ignored(self, source: Source) -> bool:
+        """Whether .dockerignore leaves ``source`` out (a directory stays if it holds a
+        re-included entry)."""
+        if not self.ignore or source.rel == "." or not self.ignore.excluded(source.rel):
+            return False
+        return not (source.is_dir and self.ignore.has_exceptions and walk(source))
 
     def _clean(self, src: str) -> str:
         norm = posixpath.normpath(src)
@@ -77,6 +149,8 @@ class BuildContext:
         return sorted(found)
 
     def _source(self, rel: str, written: str) -> Source:
+        if self.in_scope:
+            return self._source_in_scope(rel, written)
         candidate = self.root / rel
         try:
             real = Path(os.path.realpath(candidate))
@@ -96,7 +170,23 @@ class BuildContext:
         if not os.access(real, os.R_OK):
             raise ContextError(f"{written}: permission denied")
         name = posixpath.basename(rel) if rel != "." else ""
-        return Source(path=real, name=name, rel=rel, is_dir=stat.S_ISDIR(st.st_mode))
+        return Source(path=real, name=name, rel=rel, is_dir=stat.S_ISDIR(st.st_mode),
+                      ignore=self.ignore)
+
+    def _source_in_scope(self, rel: str, written: str) -> Source:
+        """``rel`` in another image's root: every symlink resolved within that root."""
+        from builder.filecopy import resolve_in_scope
+        from builder.layer.root import RootDir
+        with RootDir(self.root) as root:
+            resolved = resolve_in_scope(root, rel)
+            st = root.lstat(resolved)
+        if st is None:
+            raise ContextError(f"file not found in the source image: {written}")
+        if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+            raise ContextError(f"{written}: not a regular file or directory")
+        name = posixpath.basename(rel) if rel != "." else ""
+        path = self.root if resolved == "." else self.root / resolved
+        return Source(path=path, name=name, rel=rel, is_dir=stat.S_ISDIR(st.st_mode))
 
 
 def _match(name: str, pattern: str) -> bool:

@@ -6,8 +6,10 @@ copy out of the rootfs.  Docker's classic rules:
 
 - a file source goes to ``dest/<name>`` when dest ends in ``/`` or is an existing directory,
   else to ``dest`` itself; a directory source's *contents* are merged into dest;
-- copied files are owned 0:0 and keep their permission bits and mtime; missing parent
-  directories are created 0755, root-owned;
+- copied files are owned 0:0 (``--chown`` sets an owner, resolved in the destination's
+  /etc files; ``COPY --from`` keeps the source's), keep their mtime and permission bits
+  (``--chmod`` replaces them on files and directories, never on symlinks); missing parent
+  directories are created 0755, owned 0:0 or by the ``--chown`` owner;
 - inside a copied directory, symlinks stay symlinks and hardlinks stay hardlinks;
 - ADD extracts a local tar archive (plain, gzip, bzip2, xz) into dest; a URL is downloaded
   (mode 0600, mtime from Last-Modified) and never extracted; COPY never extracts.
@@ -26,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.context import Source
+from builder.context import Source, walk
 from builder.errors import ContextError, LayerError
 from builder.layer.root import RootDir, remove_all
 from builder.layer.unpack import extract_archive, open_maybe_compressed
@@ -44,6 +46,44 @@ class Item:
     mtime: int | None = None
 
 
+@dataclass(frozen=True)
+class CopyOptions:
+    """How the copied entries are owned and moded.  ``chown`` is the expanded ``--chown``
+    value (resolved inside the helper, against the destination rootfs); None means 0:0, or
+    the source's own ids when ``preserve_owner`` (``COPY --from``).  ``chmod`` None keeps the
+    source's permission bits."""
+
+    chown: str | None = None
+    chmod: int | None = None
+    preserve_owner: bool = False
+
+
+@dataclass(frozen=True)
+class _Owner:
+    """CopyOptions made concrete for one copy: ``ids`` None means "the source's own"."""
+
+    ids: tuple[int, int] | None
+    chmod: int | None
+
+    def of(self, st: os.stat_result) -> tuple[int, int]:
+        return self.ids if self.ids is not None else (st.st_uid, st.st_gid)
+
+    def mode(self, st: os.stat_result) -> int:
+        return stat.S_IMODE(st.st_mode) if self.chmod is None else self.chmod
+
+
+def parse_chmod(value: str) -> int:
+    """``--chmod`` as BuildKit takes it: an octal string between 0 and 07777."""
+    try:
+        mode = int(value, 8)
+    except ValueError:
+        mode = -1
+    if not value or not 0 <= mode <= 0o7777:
+        raise ContextError(f"invalid chmod parameter: '{value}'. it should be octal string "
+                           "and between 0 and 07777")
+    return mode
+
+
 def is_archive(source: Source) -> bool:
     """ADD extracts a file when its (decompressed) content starts with a tar header."""
     if source.is_dir:
@@ -55,8 +95,9 @@ def is_archive(source: Source) -> bool:
     return True
 
 
-def download(url: str, into: Path) -> Item:
-    """Fetch ``url`` (ADD) into ``into``; the file keeps the URL path's base name."""
+def download(url: str, into: Path, want_sha256: str | None = None) -> Item:
+    """Fetch ``url`` (ADD) into ``into``; the file keeps the URL path's base name.
+    With ``want_sha256`` (``--checksum=sha256:<hex>``) the content must hash to it."""
     import requests                                  # only ADD of a URL needs it
 
     name = posixpath.basename(urllib.parse.urlparse(url).path) or "__unnamed__"
@@ -71,6 +112,11 @@ def download(url: str, into: Path) -> Item:
             modified = resp.headers.get("Last-Modified")
     except requests.RequestException as e:
         raise ContextError(f"ADD {url}: download failed: {e}") from e
+    if want_sha256 is not None:
+        got = _file_sha(target)
+        if got != want_sha256:
+            raise ContextError(f"ADD {url}: digest mismatch: expected sha256:{want_sha256}, "
+                               f"got sha256:{got}")
     mtime = 0
     if modified:
         try:
@@ -98,19 +144,15 @@ def _item_sum(item: Item, _file_sha: Callable[[str | Path], str]) -> str:
     if not item.source.is_dir:
         return "file:" + _file_sha(item.source.path)
     h = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(item.source.path):
-        dirnames.sort()
-        for name in sorted(dirnames + filenames):
-            full = os.path.join(dirpath, name)
-            rel = os.path.relpath(full, item.source.path)
-            st = os.lstat(full)
-            if stat.S_ISLNK(st.st_mode):
-                body = "l " + os.readlink(full)
-            elif stat.S_ISREG(st.st_mode):
-                body = "f " + _file_sha(full)
-            else:
-                body = "d" if stat.S_ISDIR(st.st_mode) else "o"
-            h.update(f"{rel}\0{stat.S_IMODE(st.st_mode):o}\0{body}\n".encode("utf-8", "surrogateescape"))
+    for rel, full in walk(item.source):
+        st = os.lstat(full)
+        if stat.S_ISLNK(st.st_mode):
+            body = "l " + os.readlink(full)
+        elif stat.S_ISREG(st.st_mode):
+            body = "f " + _file_sha(full)
+        else:
+            body = "d" if stat.S_ISDIR(st.st_mode) else "o"
+        h.update(f"{rel}\0{stat.S_IMODE(st.st_mode):o}\0{body}\n".encode("utf-8", "surrogateescape"))
     return "dir:" + h.hexdigest()
 
 
@@ -130,14 +172,34 @@ def make_workdir(merged: Path, path: str) -> None:
         os.close(root.open_dir(resolve_in_scope(root, path), create=True))
 
 
-def copy_items(merged: Path, items: list[Item], dest: str) -> None:
+def copy_items(merged: Path, items: list[Item], dest: str,
+               options: CopyOptions = CopyOptions()) -> None:
     """Copy every item to ``dest`` (absolute inside the rootfs) by docker's rules."""
+    from builder.copyowner import resolve_owner
     with RootDir(merged) as root:
+        ids = resolve_owner(root, options.chown) if options.chown else None
+        owner = _Owner(ids if ids is not None or options.preserve_owner else (0, 0), options.chmod)
+        new_dirs = _Owner(ids or (0, 0), None)
         for item in items:
-            _copy_one(root, merged, item, dest)
+            _copy_one(root, merged, item, dest, owner, new_dirs)
 
 
-def _copy_one(root: RootDir, merged: Path, item: Item, dest: str) -> None:
+def _make_dirs(root: RootDir, rel: str, owner: _Owner) -> list[str]:
+    """``mkdir -p rel`` (0755), the new directories owned by ``owner``; returns them."""
+    parts = [] if rel == "." else rel.split("/")
+    missing = [p for p in ("/".join(parts[:i + 1]) for i in range(len(parts))) if root.lstat(p) is None]
+    os.close(root.open_dir(rel, create=True))
+    if owner.ids not in (None, (0, 0)):
+        for made in missing:
+            dirfd, name = root.parent_of(made)
+            try:
+                os.chown(name, *owner.ids, dir_fd=dirfd, follow_symlinks=False)
+            finally:
+                os.close(dirfd)
+    return missing
+
+
+def _copy_one(root: RootDir, merged: Path, item: Item, dest: str, owner: _Owner, new_dirs: _Owner) -> None:
     src = item.source
     dest_rel = resolve_in_scope(root, dest)
     if item.extract:
@@ -146,24 +208,32 @@ def _copy_one(root: RootDir, merged: Path, item: Item, dest: str) -> None:
         if stream is None:
             raise LayerError(f"internal error: {src.rel} is no longer an archive")
         try:
-            with stream:
-                os.close(root.open_dir(dest_rel, create=True))
+            with stream:     # classic ignores --chown for archives: the dest too is 0:0
+                _make_dirs(root, dest_rel, _Owner((0, 0), None))
                 extract_archive(stream, merged, dest_rel)
         except LayerError as e:
             raise LayerError(f"ADD {src.rel}: extract into {dest}: {e}") from e
         return
     if src.is_dir:
-        created = dest_rel != "." and root.lstat(dest_rel) is None
-        os.close(root.open_dir(dest_rel, create=True))
-        _copy_tree(root, src, dest_rel, created_top=created)
+        created = dest_rel in _make_dirs(root, dest_rel, new_dirs)
+        if created and owner.chmod is not None:
+            dirfd, name = root.parent_of(dest_rel)
+            try:
+                os.chmod(name, owner.chmod, dir_fd=dirfd, follow_symlinks=False)
+            finally:
+                os.close(dirfd)
+        _copy_tree(root, src, dest_rel, owner, created_top=created)
         return
     existing = root.lstat(dest_rel) if dest_rel != "." else os.stat(merged)
     into_dir = dest.endswith("/") or dest_rel == "." or (
         existing is not None and _is_dir_in_root(root, dest_rel))
     target = posixpath.join(dest_rel, src.name) if into_dir else dest_rel
-    dirfd, name = root.parent_of(target, create=True)
+    _make_dirs(root, posixpath.dirname(target) or ".", new_dirs)
+    dirfd, name = root.parent_of(target)
+    st = os.stat(src.path)
+    mode = owner.chmod if owner.chmod is not None else item.mode
     try:
-        _write_file(dirfd, name, src.path, item.mode, item.mtime)
+        _write_file(dirfd, name, src.path, mode, item.mtime, owner.of(st))
     finally:
         os.close(dirfd)
 
@@ -278,7 +348,8 @@ def _is_dir_in_root(root: RootDir, rel: str) -> bool:
         return False
 
 
-def _write_file(dirfd: int, name: str, src: Path, mode: int | None, mtime: int | None) -> None:
+def _write_file(dirfd: int, name: str, src: Path, mode: int | None, mtime: int | None,
+                owner: tuple[int, int] = (0, 0)) -> None:
     st = os.stat(src)
     try:
         old = os.lstat(name, dir_fd=dirfd)
@@ -294,7 +365,7 @@ def _write_file(dirfd: int, name: str, src: Path, mode: int | None, mtime: int |
         with open(src, "rb") as f:
             while chunk := f.read(CHUNK):
                 os.write(fd, chunk)
-        os.fchown(fd, 0, 0)
+        os.fchown(fd, *owner)
         os.fchmod(fd, stat.S_IMODE(st.st_mode) if mode is None else mode)
         t = st.st_mtime_ns if mtime is None else mtime * 10**9
         os.utime(fd, ns=(t, t))
@@ -302,52 +373,47 @@ def _write_file(dirfd: int, name: str, src: Path, mode: int | None, mtime: int |
         os.close(fd)
 
 
-def _copy_tree(root: RootDir, src: Source, dest_rel: str, *, created_top: bool) -> None:
+def _copy_tree(root: RootDir, src: Source, dest_rel: str, owner: _Owner, *, created_top: bool) -> None:
     """Merge the contents of directory ``src`` into ``dest_rel`` (which exists).  A dest the
     copy created gets the source directory's mtime; an existing one keeps its own."""
     links: dict[tuple[int, int], str] = {}
     dir_times: list[tuple[str, int]] = []
     top = os.lstat(src.path)
-    for dirpath, dirnames, filenames in os.walk(src.path):
-        dirnames.sort()
-        rel_dir = os.path.relpath(dirpath, src.path)
-        for name in sorted(dirnames + filenames):
-            full = os.path.join(dirpath, name)
-            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-            target = posixpath.join(dest_rel, rel) if dest_rel != "." else rel
-            st = os.lstat(full)
-            dirfd, final = root.parent_of(target)
-            try:
-                if stat.S_ISDIR(st.st_mode):
-                    _make_dir(dirfd, final, st)
-                    dir_times.append((target, st.st_mtime_ns))
-                    continue
-                key = (st.st_dev, st.st_ino)
-                if st.st_nlink > 1 and key in links:
-                    remove_all(dirfd, final)
-                    first_dirfd, first_name = root.parent_of(links[key])
-                    try:
-                        os.link(first_name, final, src_dir_fd=first_dirfd, dst_dir_fd=dirfd,
-                                follow_symlinks=False)
-                    finally:
-                        os.close(first_dirfd)
-                    continue
-                if stat.S_ISREG(st.st_mode):
-                    _write_file(dirfd, final, Path(full), None, None)
-                    links[key] = target
-                elif stat.S_ISLNK(st.st_mode):
-                    remove_all(dirfd, final)
-                    os.symlink(os.readlink(full), final, dir_fd=dirfd)
-                    os.chown(final, 0, 0, dir_fd=dirfd, follow_symlinks=False)
-                    os.utime(final, ns=(st.st_mtime_ns, st.st_mtime_ns), dir_fd=dirfd, follow_symlinks=False)
-                elif stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
-                    remove_all(dirfd, final)
-                    os.mknod(final, st.st_mode, st.st_rdev, dir_fd=dirfd)
-                    os.chown(final, 0, 0, dir_fd=dirfd, follow_symlinks=False)
-                    os.chmod(final, stat.S_IMODE(st.st_mode), dir_fd=dirfd, follow_symlinks=False)
-                # sockets are skipped, as every tar writer does
-            finally:
-                os.close(dirfd)
+    for rel, full in walk(src):
+        target = posixpath.join(dest_rel, rel) if dest_rel != "." else rel
+        st = os.lstat(full)
+        dirfd, final = root.parent_of(target)
+        try:
+            if stat.S_ISDIR(st.st_mode):
+                _make_dir(dirfd, final, st, owner)
+                dir_times.append((target, st.st_mtime_ns))
+                continue
+            key = (st.st_dev, st.st_ino)
+            if st.st_nlink > 1 and key in links:
+                remove_all(dirfd, final)
+                first_dirfd, first_name = root.parent_of(links[key])
+                try:
+                    os.link(first_name, final, src_dir_fd=first_dirfd, dst_dir_fd=dirfd,
+                            follow_symlinks=False)
+                finally:
+                    os.close(first_dirfd)
+                continue
+            if stat.S_ISREG(st.st_mode):
+                _write_file(dirfd, final, Path(full), owner.mode(st), None, owner.of(st))
+                links[key] = target
+            elif stat.S_ISLNK(st.st_mode):
+                remove_all(dirfd, final)
+                os.symlink(os.readlink(full), final, dir_fd=dirfd)
+                os.chown(final, *owner.of(st), dir_fd=dirfd, follow_symlinks=False)
+                os.utime(final, ns=(st.st_mtime_ns, st.st_mtime_ns), dir_fd=dirfd, follow_symlinks=False)
+            elif stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                remove_all(dirfd, final)
+                os.mknod(final, st.st_mode, st.st_rdev, dir_fd=dirfd)
+                os.chown(final, *owner.of(st), dir_fd=dirfd, follow_symlinks=False)
+                os.chmod(final, owner.mode(st), dir_fd=dirfd, follow_symlinks=False)
+            # sockets are skipped, as every tar writer does
+        finally:
+            os.close(dirfd)
     if created_top:
         dir_times.append((dest_rel, top.st_mtime_ns))
     for rel, mtime in reversed(dir_times):        # children first, so parents keep theirs
@@ -360,7 +426,7 @@ def _copy_tree(root: RootDir, src: Source, dest_rel: str, *, created_top: bool) 
             os.close(dirfd)
 
 
-def _make_dir(dirfd: int, name: str, st: os.stat_result) -> None:
+def _make_dir(dirfd: int, name: str, st: os.stat_result, owner: _Owner) -> None:
     try:
         old = os.lstat(name, dir_fd=dirfd)
     except FileNotFoundError:
@@ -370,5 +436,5 @@ def _make_dir(dirfd: int, name: str, st: os.stat_result) -> None:
         old = None
     if old is None:
         os.mkdir(name, 0o700, dir_fd=dirfd)
-        os.chown(name, 0, 0, dir_fd=dirfd, follow_symlinks=False)
-        os.chmod(name, stat.S_IMODE(st.st_mode), dir_fd=dirfd, follow_symlinks=False)
+        os.chown(name, *owner.of(st), dir_fd=dirfd, follow_symlinks=False)
+        os.chmod(name, owner.mode(st), dir_fd=dirfd, follow_symlinks=False)

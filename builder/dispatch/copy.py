@@ -1,46 +1,192 @@
-"""ADD and COPY: sources from the build context (or a URL, for ADD) into the root filesystem."""
+"""ADD and COPY: sources from the build context (or a URL, for ADD; another image's root for
+``COPY --from``; a heredoc) into the root filesystem.
+
+Flags (values expanded with the build env, like the other arguments):
+``--chown=user[:group]`` (resolved in the destination rootfs, see copyowner), ``--chmod=0755``
+(BuildKit; octal), ``--exclude=PATTERN`` (BuildKit; repeatable, docker pattern syntax),
+``--link`` (BuildKit; accepted and otherwise a no-op: pybuild always writes the copy into the
+step's own upper dir, so the layer already holds only what the copy wrote — the one
+difference, that BuildKit's ``--link`` does not follow symlinks in the existing dest path, is
+not reproduced: pybuild resolves the dest as the classic builder does), ``ADD --checksum=
+sha256:<hex>`` (one URL source; the download must hash to it), ``COPY --from=``.
+"""
 
 from __future__ import annotations
 
+import os
 import posixpath
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from builder.build import Build, State, StepRef
-from builder.buildfile.instructions import Add, Copy
+from builder.buildfile.instructions import Add, Copy, Heredoc
 from builder.cache import sources_checksum
-from builder.context import BuildContext, is_url
-from builder.dispatch.common import env_of, expand, unsupported_flag
-from builder.errors import StepError
-from builder.image import NOP
+from builder.context import BuildContext, Source, is_url, walk
+from builder.dispatch.common import env_of, expand, nop1
+from builder.dockerignore import PatternMatcher
+from builder.errors import ContextError, PybuildError, StepError
+
+if TYPE_CHECKING:       # filecopy pulls in layer machinery: imported where a step runs
+    from builder.filecopy import CopyOptions, Item
+
+UNSUPPORTED = ("keep-git-dir", "parents")
+_CHECKSUM = re.compile(r"sha256:([0-9a-f]{64})\Z")
+_VAR = re.compile(r"\\\$|\$\{(\w+)(?::([-+])([^}]*))?\}|\$(\w+)")
+
+
+Fail = Callable[[str], StepError]
 
 
 def dispatch_copy(build: Build, state: State, inst: Add | Copy, step: StepRef) -> State:
-    from builder import filecopy
-    if inst.flags:
-        raise unsupported_flag(step, inst)
+    from builder import copyfrom, filecopy
+
+    def fail(reason: str) -> StepError:
+        return StepError(step=step.number, total=step.total, instruction=step.original, reason=reason)
+
     env = env_of(state)
-    srcs = [expand(build, s, env) for s in inst.sources]
-    dest = expand(build, inst.dest, env)
-    context = BuildContext(build.options.context)
+    flags: dict[str, list[str | None]] = {}
+    for flag in inst.flags:
+        value = None if flag.value is None else expand(build, flag.value, env)
+        flags.setdefault(flag.name, []).append(value)
+    for name in UNSUPPORTED:
+        if name in flags:
+            raise fail(f"--{name} is not supported by pybuild yet")
+    chown = (flags.get("chown") or [None])[0] or None
+    try:
+        chmod_value = (flags.get("chmod") or [None])[0]
+        chmod = None if chmod_value is None else filecopy.parse_chmod(chmod_value)
+        exclude = PatternMatcher.parse([v or "" for v in flags.get("exclude", [])]) or None
+    except ContextError as e:
+        raise fail(str(e)) from None
     is_add = isinstance(inst, Add)
-    items: list[filecopy.Item] = []
-    for src in srcs:
-        if is_url(src):
-            if not is_add:
-                raise StepError(step=step.number, total=step.total, instruction=step.original,
-                                reason=f"source can't be a URL for COPY: {src}")
-            items.append(filecopy.download(src, build.staging_path()))
-            continue
-        for source in context.resolve(src):
-            items.append(filecopy.Item(source=source, extract=is_add and filecopy.is_archive(source)))
-    if len(items) > 1 and not dest.endswith("/"):
-        raise StepError(step=step.number, total=step.total, instruction=step.original,
-                        reason=f"When using {inst.keyword} with more than one source file, "
-                               "the destination must be a directory and end with a /")
+    from_ref = (flags.get("from") or [None])[0]
+    heredocs = {h.name: h for h in inst.heredocs}
+    srcs_raw = list(inst.sources)
+    srcs = [w if _heredoc_name(w) in heredocs else expand(build, w, env) for w in srcs_raw]
+    dest = expand(build, inst.dest, env)
+    want_sha = _checksum_flag(flags, srcs, fail)
+
     workdir = state.config.config.working_dir or "/"
     target = dest if dest.startswith("/") else posixpath.join(workdir, dest)
     if dest.endswith("/") and not target.endswith("/"):
         target += "/"
-    created_by = NOP + f"{inst.keyword} {filecopy.checksum(items, build.hashes.sha256)} in {dest} "
-    inputs = sources_checksum([(i.source.rel, i.source.path) for i in items], build.hashes) + \
+    options = filecopy.CopyOptions(chown=chown, chmod=chmod, preserve_owner=from_ref is not None)
+    shown = f"--chown={chown} " if chown else ""
+    excluded = [("!" if p.exclusion else "") + p.text for p in exclude.patterns] if exclude else []
+    settings = f"\nchown={chown!r} chmod={chmod!r} exclude={excluded!r}"    # part of the cache key
+
+    if from_ref is not None:
+        return _copy_from(build, state, inst, from_ref, srcs, dest, target, options, exclude,
+                          shown, settings, fail)
+
+    context = BuildContext(build.options.context, ignore=_ignore_rules(build))
+    items: list[filecopy.Item] = []
+    for raw, src in zip(srcs_raw, srcs):
+        name = _heredoc_name(raw)
+        if name in heredocs:
+            items.append(_heredoc_item(build, heredocs[name], env))
+            continue
+        if is_url(src):
+            if not is_add:
+                raise fail(f"source can't be a URL for COPY: {src}")
+            items.append(filecopy.download(src, build.staging_path(), want_sha))
+            continue
+        for source in copyfrom.apply_exclude(context.resolve(src), exclude):
+            items.append(filecopy.Item(source=source, extract=is_add and filecopy.is_archive(source)))
+    if not items:
+        raise fail("no source files were specified (all excluded)")
+    if len(items) > 1 and not dest.endswith("/"):
+        raise fail(f"When using {inst.keyword} with more than one source file, "
+                   "the destination must be a directory and end with a /")
+    created_by = nop1(state, f"{inst.keyword} {shown}{filecopy.checksum(items, build.hashes.sha256)} in {dest} ")
+    sources = [i.source for i in items]
+    inputs = sources_checksum([(s.rel, s.path) for s in sources], build.hashes,
+                              walk=lambda n: walk(sources[n]), flags=settings) + \
         "".join(f" extract={i.extract} mode={i.mode} mtime={i.mtime}" for i in items)
-    return build.change_root(state, created_by, filecopy.copy_items, items, target, inputs=inputs)
+    return build.change_root(state, created_by, filecopy.copy_items, items, target, options,
+                             inputs=inputs)
+
+
+def _copy_from(build: Build, state: State, inst: Add | Copy, ref: str, srcs: list[str], dest: str,
+               target: str, options: CopyOptions, exclude: PatternMatcher | None, shown: str,
+               settings: str, fail: Fail) -> State:
+    """COPY --from: sources from another image's union (checksummed in a first helper)."""
+    from builder import copyfrom
+    from builder.layer import sandbox
+    from builder.layer.imagemount import image_overlay
+    try:
+        finder = getattr(build, "image_for_copy_from", None)
+        image_id = finder(ref) if finder is not None else build.store.resolve(ref)
+    except PybuildError as e:
+        raise fail(f"--from={ref}: {e}") from None
+    mount_dir = build.staging_path() / f"from-{os.urandom(4).hex()}"
+    mount_dir.mkdir()
+    try:
+        image = image_overlay(build.store, image_id, str(mount_dir))
+    except PybuildError as e:
+        raise fail(f"--from={ref}: {e}") from None
+    sums, count = sandbox.call_in_root(image, copyfrom.source_checksum, srcs, exclude)
+    if count > 1 and not dest.endswith("/"):
+        raise fail(f"When using {inst.keyword} with more than one source file, "
+                   "the destination must be a directory and end with a /")
+    created_by = nop1(state, f"{inst.keyword} {shown}{sums} in {dest} ")
+    inputs = f"from={image_id} srcs={srcs!r}" + settings
+    return build.change_root(state, created_by, copyfrom.copy_from_image, image, srcs, target,
+                             options, exclude, inputs=inputs)
+
+
+def _checksum_flag(flags: dict[str, list[str | None]], srcs: list[str], fail: Fail) -> str | None:
+    """ADD --checksum=sha256:<hex>: the hex, after checking it may be used here."""
+    values = flags.get("checksum")
+    if not values:
+        return None
+    match = _CHECKSUM.match(values[0] or "")
+    if match is None:
+        raise fail(f"invalid checksum digest format: {values[0]!r} (want sha256:<64 hex digits>)")
+    if len(srcs) != 1:
+        raise fail("checksum can't be specified for multiple sources")
+    if not is_url(srcs[0]):
+        raise fail("checksum requires HTTP(S) or Git sources")
+    return match.group(1)
+
+
+def _ignore_rules(build: Build) -> PatternMatcher:
+    from builder import dockerignore
+    return dockerignore.load(build.options.buildfile, build.options.context)
+
+
+def _heredoc_name(word: str) -> str | None:
+    """``<<EOF`` / ``<<-EOF`` / ``<<"EOF"`` → ``EOF``; None for a word that is no heredoc."""
+    if not word.startswith("<<"):
+        return None
+    return word[2:].lstrip("-").strip("'\"")
+
+
+def _heredoc_item(build: Build, doc: Heredoc, env: dict[str, str]) -> Item:
+    """A heredoc source: a file named like the delimiter, mode 0644, mtime 0."""
+    from builder import filecopy
+    content = _expand_heredoc(doc.content, env) if doc.expand else doc.content
+    path = build.staging_path() / f"heredoc-{os.urandom(6).hex()}" / doc.name
+    path.parent.mkdir()
+    path.write_bytes(content.encode("utf-8", "surrogateescape"))
+    os.chmod(path, 0o644)
+    os.utime(path, (0, 0))
+    source = Source(path=path, name=doc.name, rel=f"<<{doc.name}", is_dir=False)
+    return filecopy.Item(source=source, mode=0o644, mtime=0)
+
+
+def _expand_heredoc(text: str, env: dict[str, str]) -> str:
+    """``$V``, ``${V}``, ``${V:-x}``, ``${V:+x}`` in a heredoc body; quotes are kept, ``\\$``
+    is a literal ``$``."""
+    def sub(m: re.Match) -> str:
+        if m.group(0) == "\\$":
+            return "$"
+        name, op, word = m.group(1) or m.group(4), m.group(2), m.group(3)
+        value = env.get(name, "")
+        if op == "-":
+            return value or word
+        if op == "+":
+            return word if value else ""
+        return value
+    return _VAR.sub(sub, text)
