@@ -43,6 +43,10 @@ class BuildOptions:
     source_date_epoch: int | None = None   # reproducible: clamp mtimes, date history from it
     build_args: tuple[tuple[str, str], ...] = ()   # --build-arg K=V, in command-line order
     target: str | None = None     # --target: build up to this stage (name, case-insensitive)
+    pull: str = "missing"         # FROM images: "missing" pulls what the store lacks, "never", "always"
+    insecure: bool = False        # plain http to registries (loopback hosts always are)
+    cache_from: tuple[str, ...] = ()   # registry refs of exported build caches to use
+    cache_to: str | None = None   # registry ref to export this build's cache to
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,8 @@ class Build:
         self.explanations: list[explain.StepExplanation] = []
         self._step: StepRef | None = None
         self.cache = BuildCache(store)
+        self.step_keys: list[str] = []          # every step's cache key, in build order
+        self._remotes: list | None = None       # --cache-from caches, opened on first miss
         self.hashes = FileHashes(store)
         self.meta_args: dict[str, str] = {}      # global ARGs (before the first FROM), resolved
         self.used_args: set[str] = set()         # --build-arg names some ARG declared
@@ -111,6 +117,8 @@ class Build:
         if unused:
             self.log.warn(f"one or more build-args {unused} were not consumed")
         image_id = self.stage_images[plan.target]
+        if self.options.cache_to:
+            self._export_cache()
         for tag in self.options.tags:
             self.store.set_tag(tag, image_id)
         return image_id
@@ -180,17 +188,31 @@ class Build:
             cfg = img.empty_config()
             epoch = self.options.source_date_epoch
             return State(config=cfg if epoch is None else replace(cfg, created=img.rfc3339_of(epoch)))
-        try:
-            image_id = self.store.resolve(ref)
-        except ImageNotFound:
-            raise ImageNotFound(f"base image {ref} is not in the store "
-                                f"(create it with `pybuild import` or `pybuild load`)") from None
+        image_id = None
+        if self.options.pull != "always":
+            try:
+                image_id = self.store.resolve(ref)
+            except ImageNotFound:
+                if self.options.pull == "never":
+                    raise ImageNotFound(f"base image {ref} is not in the store (create it with "
+                                        f"`pybuild import`, `pybuild load` or `pybuild pull`)") from None
+        if image_id is None:
+            image_id = self._pull(ref)
         cfg = img.ensure_default_path(img.parse_config(self.store.image_config(image_id)))
         chain = tuple(chain_ids(cfg.diff_ids))
         for cid in chain:
             if not self.store.has_layer(cid):
                 raise StoreError(f"base image {ref}: layer {cid} is missing from the store")
         return State(config=cfg, chain=chain)
+
+    def _pull(self, ref: str) -> str:
+        from builder.registry import RegistryError
+        from builder.registry.pull import pull
+        self.log.note(f"pulling {ref}")
+        try:
+            return pull(self.store, ref, insecure=self.options.insecure, bar=self.log.bar).image_id
+        except RegistryError as e:
+            raise ImageNotFound(f"base image {ref} is not in the store and pulling it failed: {e}") from None
 
     def run_command(self, state: State, step: StepRef, argv: tuple[str, ...], created_by: str, *,
                     env: tuple[str, ...] | None = None, script: tuple[str, bytes] | None = None) -> State:
@@ -286,8 +308,11 @@ class Build:
         if self.options.source_date_epoch is not None:
             definition += f"\nSOURCE_DATE_EPOCH={self.options.source_date_epoch}"
         key = step_key(self.image_id_of(state.config), definition)
+        self.step_keys.append(key)
         if not self.options.no_cache and not self.options.explain:
             hit = self.cache.lookup(key)
+            if hit is None and any(remote.fetch(key) for remote in self._remote_caches()):
+                hit = self.cache.lookup(key)            # the layers came from --cache-from
             if hit is not None:
                 self.log.note("Using cache")
                 cfg = img.parse_config(hit.config)
@@ -296,6 +321,18 @@ class Build:
         new = produce()
         self.cache.record(key, img.config_bytes(new.config), cmd_set=new.cmd_set)
         return new
+
+    def _remote_caches(self) -> list:
+        if self._remotes is None:
+            from builder.registry.remote_cache import RemoteCache
+            self._remotes = [RemoteCache(self.store, ref, insecure=self.options.insecure, warn=self.log.warn)
+                             for ref in self.options.cache_from]
+        return self._remotes
+
+    def _export_cache(self) -> None:
+        from builder.registry.remote_cache import export_cache
+        self.log.note(f"exporting the build cache to {self.options.cache_to}")
+        export_cache(self.store, self.step_keys, self.options.cache_to, insecure=self.options.insecure)
 
     def _now(self) -> str:
         epoch = self.options.source_date_epoch

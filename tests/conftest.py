@@ -37,7 +37,9 @@ def require_root() -> None:
 
 def pybuild(*args: str, root: Path, check: bool = True, **kw) -> subprocess.CompletedProcess:
     """Run the real command line (`python -m builder`) against store ``root``."""
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    # PYBUILD_PULL=never: a FROM the store lacks must fail here, never reach for docker.io
+    # (tests talk to loopback only); registry tests that pull pass their own env
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYBUILD_PULL": "never", **kw.pop("env", {})}
     proc = subprocess.run([sys.executable, "-m", "builder", "--root", str(root), *args],
                           capture_output=True, text=True, env=env, **kw)
     if check and proc.returncode != 0:
@@ -85,3 +87,13 @@ def store_root(tmp_path, base_tar) -> Path:
     root = tmp_path / "store"
     pybuild("import", str(base_tar), "pbtest/busybox:base", root=root)
     return root
+
+
+@pytest.fixture
+def registry(tmp_path):
+    """A real docker-registry on 127.0.0.1 for this test, stopped (by pid) afterwards."""
+    from registryd import Registry
+    (tmp_path / "reg").mkdir()
+    reg = Registry(tmp_path / "reg").start()
+    yield reg
+    reg.stop()

@@ -26,7 +26,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     options = BuildOptions(buildfile=buildfile, context=context, tags=tuple(args.tag),
                            no_cache=args.no_cache, explain=args.explain,
                            source_date_epoch=_source_date_epoch(args.reproducible),
-                           build_args=_build_args(args.build_arg), target=args.target)
+                           build_args=_build_args(args.build_arg), target=args.target,
+                           pull=args.pull or os.environ.get("PYBUILD_PULL") or "missing",
+                           insecure=args.insecure, cache_from=tuple(args.cache_from),
+                           cache_to=args.cache_to)
     session = Build(store_of(args), options, log)
     image_id = session.run(parsed)
     if args.explain == "json":
@@ -94,6 +97,14 @@ def register(sub, common) -> None:
                    help="show how each step became a layer: the overlay mount, the upper dir, "
                         "the tar entries, diffID and chain ID (json: for tools, on stdout)")
     b.add_argument("context", nargs="?", default=".", help="build context directory (default .)")
+    b.add_argument("--pull", choices=("missing", "never", "always"),
+                   help="pull FROM images: missing ones (default; $PYBUILD_PULL sets another), "
+                        "never, or always")
+    b.add_argument("--insecure", action="store_true",
+                   help="talk plain http to registries (127.0.0.1 and localhost always are)")
+    b.add_argument("--cache-from", action="append", default=[], metavar="REF",
+                   help="use a build cache exported to a registry (repeatable)")
+    b.add_argument("--cache-to", metavar="REF", help="export this build's cache to a registry")
     b.set_defaults(func=cmd_build)
 
     pa = sub.add_parser("parse", parents=[common], help="print the parsed instructions of a Buildfile")

@@ -47,6 +47,10 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from builder.digest import chain_ids
     store = store_of(args)
+    if args.remote:                     # a registry reference: manifest, config, sizes; no pull
+        from builder.registry.inspect import inspect_remote
+        print(json.dumps(inspect_remote(args.image, insecure=args.insecure, store=store), indent=2))
+        return 0
     image_id = store.resolve(args.image)
     config = json.loads(store.image_config(image_id))
     diff_ids = config["rootfs"]["diff_ids"]
@@ -99,6 +103,9 @@ def register(sub, common) -> None:
 
     ins = sub.add_parser("inspect", parents=[common], help="config, manifest, diffIDs, chain IDs (JSON)")
     ins.add_argument("image")
+    ins.add_argument("--remote", action="store_true",
+                     help="IMAGE is a registry reference: show it without pulling")
+    ins.add_argument("--insecure", action="store_true", help="plain http to the registry")
     ins.set_defaults(func=cmd_inspect)
 
     r = sub.add_parser("rmi", parents=[common], help="untag and remove images")

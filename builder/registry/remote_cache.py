@@ -1,0 +1,248 @@
+"""A build cache shared through a registry (``--cache-to REF`` / ``--cache-from REF``), as
+BuildKit's registry cache and kaniko's cache repo do it.
+
+The cache is one OCI image manifest at ``REF``:
+
+    config  application/vnd.pybuild.cache.config.v1+json
+            {"entries": {<step key>: {"config": <digest>, "cmd_set": bool}},
+             "configs": {<config digest>: <size>},
+             "layers":  {<diffID>: {"digest", "size", "mediaType"}}}
+    layers  every compressed layer blob those configs name, then every intermediate image
+            config blob (so the registry keeps them and a reader knows their sizes)
+
+``export_cache`` pushes it (layers compressed once and reused, blobs the registry has are
+skipped — push's machinery); ``RemoteCache`` reads it lazily and, for a step key, makes the
+local ``BuildCache`` able to serve it: the config blob and only the layers not already whole
+in the store are fetched, every digest and diffID verified before anything is stored.
+Failures while reading are warnings and cache misses, never build failures.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import requests
+
+from builder.cache import BuildCache
+from builder.digest import chain_ids, is_digest, sha256_bytes
+from builder.errors import PybuildError
+from builder.export.layers import store_layer_from_tar
+from builder.image import parse_config
+from builder.registry import RegistryError
+from builder.registry.client import INDEX_TYPES, MEDIA_OCI_MANIFEST, open_client
+from builder.registry.pull import LAYER_TYPES
+from builder.registry.push import MONOLITHIC_MAX, PushResult, _send, compressed_layer
+from builder.registry.records import CompressedBlob, remember_compressed, remember_repo
+from builder.registry.reference import parse_reference
+from builder.store import Store
+
+CACHE_CONFIG_TYPE = "application/vnd.pybuild.cache.config.v1+json"
+IMAGE_CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
+_OCI_LAYER = {"gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
+              "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
+              "none": "application/vnd.oci.image.layer.v1.tar"}
+
+Warn = Callable[[str], None]
+
+
+def _stderr_warn(text: str) -> None:
+    print(f"warning: {text}", file=sys.stderr)
+
+
+def export_cache(store: Store, keys: Iterable[str], ref: str, *, insecure: bool = False,
+                 session: requests.Session | None = None,
+                 monolithic_max: int = MONOLITHIC_MAX) -> str:
+    """Push the local cache entries of ``keys`` (each must be servable locally) to ``ref`` as
+    one OCI manifest; returns the manifest digest.  Raises RegistryError."""
+    target = parse_reference(ref)
+    if target.digest:
+        raise RegistryError(f"cache export to {target.full}: export to a tag, not a digest")
+    cache = BuildCache(store)
+    entries: dict[str, dict[str, Any]] = {}
+    configs: dict[str, bytes] = {}
+    for key in keys:
+        if key in entries:
+            continue
+        if not is_digest(key):
+            raise RegistryError(f"cache export: {key!r} is not a step key (sha256:<hex>)")
+        hit = cache.lookup(key)
+        if hit is None:
+            raise RegistryError(f"cache export: no usable local cache entry for step {key}")
+        digest = sha256_bytes(hit.config)
+        entries[key] = {"config": digest, "cmd_set": hit.cmd_set}
+        configs[digest] = hit.config
+    client = open_client(store.root, target, insecure=insecure, session=session)
+    result = PushResult(target)
+    layers: dict[str, CompressedBlob] = {}           # diffID → compressed blob, first use order
+    with store.in_use():
+        for config in configs.values():
+            for diff_id in parse_config(config).diff_ids:
+                if diff_id not in layers:
+                    layers[diff_id] = compressed_layer(store, diff_id)
+        sent: set[str] = set()
+        for blob in layers.values():
+            if blob.digest not in sent:
+                _send(client, store, target, blob.digest, blob.size, result, monolithic_max)
+                sent.add(blob.digest)
+        for digest, config in configs.items():
+            store.put_blob_bytes(config)
+            _send(client, store, target, digest, len(config), result, monolithic_max)
+        cache_config = json.dumps({
+            "entries": entries,
+            "configs": {d: len(c) for d, c in configs.items()},
+            "layers": {d: {"digest": b.digest, "size": b.size, "mediaType": _OCI_LAYER[b.compression]}
+                       for d, b in layers.items()},
+        }, sort_keys=True, separators=(",", ":")).encode()
+        cache_digest = store.put_blob_bytes(cache_config)
+        _send(client, store, target, cache_digest, len(cache_config), result, monolithic_max)
+    descriptors = []
+    seen: set[str] = set()
+    for b in layers.values():
+        if b.digest not in seen:
+            seen.add(b.digest)
+            descriptors.append({"mediaType": _OCI_LAYER[b.compression], "digest": b.digest, "size": b.size})
+    descriptors += [{"mediaType": IMAGE_CONFIG_TYPE, "digest": d, "size": len(c)} for d, c in configs.items()]
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": MEDIA_OCI_MANIFEST,
+        "config": {"mediaType": CACHE_CONFIG_TYPE, "digest": cache_digest, "size": len(cache_config)},
+        "layers": descriptors,
+    }
+    body = json.dumps(manifest, separators=(",", ":")).encode()
+    return client.put_manifest(target.path, target.reference, body, MEDIA_OCI_MANIFEST)
+
+
+class RemoteCache:
+    """The cache at ``ref``, read once on first use.  ``fetch(key)`` makes a remote entry a
+    local one; any failure is a warning (through ``warn``) and a miss."""
+
+    def __init__(self, store: Store, ref: str, *, insecure: bool = False,
+                 session: requests.Session | None = None, warn: Warn | None = None) -> None:
+        self.store = store
+        self.ref_text = ref
+        self.insecure = insecure
+        self.session = session
+        self.warn = warn or _stderr_warn
+        self.cache = BuildCache(store)
+        self._loaded = False
+        self._client = None
+        self._ref = None
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.configs: dict[str, int] = {}
+        self.layers: dict[str, dict[str, Any]] = {}
+        self.fetched: list[str] = []          # blob digests downloaded (configs and layers)
+
+    # -- loading ---------------------------------------------------------------------------
+    def load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        try:
+            self._load()
+        except (RegistryError, PybuildError, ValueError, KeyError, TypeError, AttributeError) as e:
+            self.entries, self.configs, self.layers = {}, {}, {}
+            self.warn(f"cache from {self.ref_text}: {e}; building without it")
+
+    def _load(self) -> None:
+        ref = parse_reference(self.ref_text)
+        client = open_client(self.store.root, ref, insecure=self.insecure, session=self.session)
+        body, media, _digest = client.get_manifest(ref.path, ref.reference)
+        if media in INDEX_TYPES:
+            raise RegistryError(f"{ref.full} is an image index, not a pybuild cache")
+        manifest = json.loads(body)
+        config = manifest.get("config") or {}
+        if config.get("mediaType") != CACHE_CONFIG_TYPE:
+            raise RegistryError(f"{ref.full} is not a pybuild cache (config type "
+                                f"{config.get('mediaType')!r})")
+        if not is_digest(str(config.get("digest"))) or not isinstance(config.get("size"), int):
+            raise RegistryError(f"{ref.full}: the cache manifest's config is not a valid descriptor")
+        data = client.get_blob_bytes(ref.path, config["digest"], config["size"])
+        self.fetched.append(config["digest"])
+        obj = json.loads(data)
+        entries, configs, layers = obj["entries"], obj["configs"], obj["layers"]
+        if not all(isinstance(x, dict) for x in (entries, configs, layers)):
+            raise RegistryError(f"{ref.full}: malformed cache config")
+        self.entries = {k: v for k, v in entries.items()
+                        if is_digest(k) and isinstance(v, dict) and is_digest(str(v.get("config")))
+                        and isinstance(configs.get(v["config"]), int)}
+        self.configs = configs
+        self.layers = {d: v for d, v in layers.items()
+                       if is_digest(d) and isinstance(v, dict) and is_digest(str(v.get("digest")))
+                       and isinstance(v.get("size"), int) and v.get("mediaType") in LAYER_TYPES}
+        self._client, self._ref = client, ref
+
+    def keys(self) -> list[str]:
+        self.load()
+        return list(self.entries)
+
+    def __contains__(self, key: str) -> bool:
+        self.load()
+        return key in self.entries
+
+    # -- fetching --------------------------------------------------------------------------
+    def fetch(self, key: str) -> bool:
+        """Make step ``key`` a local cache hit if the remote cache has it; True if it now is."""
+        self.load()
+        entry = self.entries.get(key)
+        if entry is None:
+            return False
+        if self.cache.lookup(key) is not None:
+            return True
+        try:
+            with self.store.in_use():
+                config = self._config(entry["config"])
+                self._layers(config)
+            self.cache.record(key, config, cmd_set=bool(entry.get("cmd_set")))
+            return True
+        except (RegistryError, PybuildError, OSError) as e:
+            self.warn(f"cache from {self.ref_text}: step {key[7:19]}: {e}; running the step")
+            return False
+
+    def _config(self, digest: str) -> bytes:
+        if self.store.has_blob(digest):
+            data = self.store.read_blob(digest)
+            if sha256_bytes(data) == digest:
+                return data
+        assert self._client is not None and self._ref is not None
+        data = self._client.get_blob_bytes(self._ref.path, digest, self.configs[digest])
+        self.fetched.append(digest)
+        parse_config(data)                   # an image config, or ArchiveError
+        self.store.put_blob_bytes(data)
+        return data
+
+    def _layers(self, config: bytes) -> None:
+        assert self._client is not None and self._ref is not None
+        client, ref = self._client, self._ref
+        diff_ids = parse_config(config).diff_ids
+        chains = chain_ids(diff_ids)
+        for i, (diff_id, chain) in enumerate(zip(diff_ids, chains)):
+            if self.cache.layer_is_whole(chain):
+                continue
+            desc = self.layers.get(diff_id)
+            if desc is None:
+                raise RegistryError(f"the cache has no blob for layer {diff_id}")
+            stage = self.store.staging_dir("cache")
+            try:
+                path = stage / "blob"
+                client.fetch_blob(ref.path, desc["digest"], desc["size"], path)
+                self.fetched.append(desc["digest"])
+                label = f"{ref.full} cache layer {desc['digest']}"
+                with open(path, "rb") as f:
+                    try:
+                        store_layer_from_tar(self.store, f, parent_chain=chains[i - 1] if i else None,
+                                             expected_diff_id=diff_id, expected_digest=desc["digest"],
+                                             label=label)
+                    except PybuildError as e:
+                        raise RegistryError(str(e)) from e
+                compression = LAYER_TYPES[desc["mediaType"]]
+                if compression != "none":     # keep the registry's bytes for the next push
+                    self.store.put_blob_file(path, desc["digest"])
+                    remember_compressed(self.store, diff_id,
+                                        CompressedBlob(desc["digest"], desc["size"], compression))
+                remember_repo(self.store, ref.domain, desc["digest"], ref.path)
+            finally:
+                shutil.rmtree(stage, ignore_errors=True)

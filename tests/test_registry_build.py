@@ -1,0 +1,69 @@
+"""Registries in builds: FROM pulls what the store lacks, --pull=never does not, and the
+build cache travels between two store roots ("two machines") through --cache-to/--cache-from."""
+
+from __future__ import annotations
+
+import json
+
+from builder.store import Store
+from conftest import pybuild
+from test_registry import image_of
+
+BASE = "pbtest/busybox:base"
+PULL = {"PYBUILD_PULL": "missing"}       # conftest's pybuild() defaults to never
+
+
+def buildfile(tmp_path, text: str):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir(exist_ok=True)
+    (ctx / "Buildfile").write_text(text)
+    (ctx / "f.txt").write_text("context file\n")
+    return ctx
+
+
+def test_from_pulls_a_missing_base(registry, store_root, tmp_path):
+    ref = f"{registry.host}/team/base:1.2"
+    pybuild("push", BASE, ref, root=store_root)
+    machine_b = tmp_path / "b"
+    ctx = buildfile(tmp_path, f"FROM {ref}\nRUN echo ok > /ok\n")
+    out = pybuild("-t", "app", str(ctx), root=machine_b, env=PULL).stdout
+    assert f"pulling {ref}" in out
+    assert image_of(machine_b, ref) == image_of(store_root, BASE)
+    assert pybuild("run", "app", "cat", "/ok", root=machine_b).stdout == "ok\n"
+    # the second build finds the base in the store: no pull
+    assert "pulling" not in pybuild("-t", "app", str(ctx), root=machine_b, env=PULL).stdout
+
+
+def test_pull_never_fails_without_touching_a_registry(store_root, tmp_path):
+    ctx = buildfile(tmp_path, "FROM debian:bookworm\nRUN true\n")
+    proc = pybuild("-t", "x", "--pull=never", str(ctx), root=store_root, check=False)
+    assert proc.returncode == 1
+    assert "base image debian:bookworm is not in the store" in proc.stderr
+
+
+def test_cache_travels_between_two_machines(registry, store_root, tmp_path):
+    text = ("FROM pbtest/busybox:base\nRUN echo ran-1 && echo one > /one\nADD f.txt /f.txt\n"
+            "RUN echo ran-3 && cat /f.txt > /copy\nCMD [\"cat\", \"/copy\"]\n")
+    ctx = buildfile(tmp_path, text)
+    cache = f"{registry.host}/team/app:buildcache"
+    a = pybuild("-t", "app", "--cache-to", cache, str(ctx), root=store_root).stdout
+    assert "] ran-1" in a and "] ran-3" in a      # RUN output lines are prefixed [N/M]
+    base = tmp_path / "base.tar"                  # machine B has the same base, nothing else
+    pybuild("save", BASE, "-o", str(base), root=store_root)
+    machine_b = tmp_path / "b"
+    pybuild("load", "-i", str(base), root=machine_b)
+    b = pybuild("-t", "app", "--cache-from", cache, str(ctx), root=machine_b).stdout
+    assert "] ran-" not in b, "no RUN step may run on machine B"
+    assert b.count("---> Using cache") == 4
+    assert Store(machine_b).resolve("app") == Store(store_root).resolve("app")
+    assert pybuild("run", "app", root=machine_b).stdout == "context file\n"
+
+
+def test_inspect_a_remote_reference_without_pulling(registry, store_root, tmp_path):
+    ref = f"{registry.host}/team/base:1"
+    pybuild("push", BASE, ref, root=store_root)
+    machine_b = tmp_path / "b"
+    info = json.loads(pybuild("inspect", "--remote", ref, root=machine_b).stdout)
+    assert info["config_digest"] == Store(store_root).resolve(BASE)
+    assert len(info["layers"]) == 1 and info["total_size"] > 0
+    assert not (machine_b / "tags.json").exists() or json.loads((machine_b / "tags.json").read_text()) == {}
