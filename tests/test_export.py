@@ -340,3 +340,28 @@ def test_reference_forms(ref: str, full: str, familiar: str) -> None:
 def test_bad_references(ref: str) -> None:
     with pytest.raises(ArchiveError, match="invalid tag"):
         parse_tagged(ref)
+
+
+@pytest.mark.parametrize("codec", ["gzip", "bzip2", "xz", "zstd"])
+def test_a_compressed_layer_stream_is_stored_by_its_uncompressed_diff_id(tmp_path: Path, codec: str) -> None:
+    """Pulled and loaded layers come compressed; the diffID is of the tar inside."""
+    import bz2
+    import gzip
+    import io
+    import lzma
+
+    import zstandard
+
+    from builder.digest import sha256_bytes
+    from builder.export.layers import store_layer_from_tar
+    raw = layer_tar({"etc/a": b"a\n", "etc/b": b"b\n"})
+    blob = {"gzip": lambda d: gzip.compress(d, mtime=0), "bzip2": bz2.compress, "xz": lzma.compress,
+            "zstd": lambda d: zstandard.ZstdCompressor().compress(d)}[codec](raw)
+    store = Store(tmp_path / "store")
+    info = store_layer_from_tar(store, io.BytesIO(blob), parent_chain=None,
+                                expected_diff_id=sha256_bytes(raw))
+    assert info.diff_id == sha256_bytes(raw)
+    assert (store.layer_dir(info.chain_id) / "etc/b").read_bytes() == b"b\n"
+    with pytest.raises(ArchiveError, match="invalid diffID"):
+        store_layer_from_tar(Store(tmp_path / "other"), io.BytesIO(blob), parent_chain=None,
+                             expected_diff_id=sha256_bytes(raw + b"x"))

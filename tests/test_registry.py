@@ -528,3 +528,39 @@ def test_broken_blob_download_is_resumed_via_a_redirect(registry, store_root, tm
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_pull_of_a_zstd_layer(registry, tmp_path):
+    """An OCI image whose layer is tar+zstd (pushed by skopeo): pulled, diffID verified."""
+    import io
+    import tarfile
+
+    import zstandard
+    skopeo = require_tool("skopeo")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("hello.txt")
+        info.size = 6
+        tar.addfile(info, io.BytesIO(b"hello\n"))
+    raw = buf.getvalue()
+    diff_id = "sha256:" + hashlib.sha256(raw).hexdigest()
+    layout = tmp_path / "layout"
+    (layout / "blobs" / "sha256").mkdir(parents=True)
+    (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **_blob(layout, config)},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+zstd",
+                            **_blob(layout, zstandard.ZstdCompressor().compress(raw))}]}
+    desc = {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+            **_blob(layout, json.dumps(manifest).encode()),
+            "annotations": {"org.opencontainers.image.ref.name": "z"}}
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [desc]}))
+    dest = f"{registry.host}/team/zstd:1"
+    subprocess.run([skopeo, "copy", "--dest-tls-verify=false", f"oci:{layout}:z", f"docker://{dest}"],
+                   check=True, capture_output=True)
+    pybuild("pull", dest, root=tmp_path / "store")
+    store = Store(tmp_path / "store")
+    assert json.loads(store.image_config(store.resolve(dest)))["rootfs"]["diff_ids"] == [diff_id]
+    assert (store.layer_dir(diff_id) / "hello.txt").read_bytes() == b"hello\n"

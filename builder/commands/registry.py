@@ -23,7 +23,9 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
 def cmd_push(args: argparse.Namespace) -> int:
     from builder.registry.push import push
-    result = push(store_of(args), args.image, args.destination, fmt=args.format, insecure=args.insecure)
+    from builder.buildlog import BuildLog
+    result = push(store_of(args), args.image, args.destination, fmt=args.format, insecure=args.insecure,
+                  bar=BuildLog().bar)
     for verb, digests in (("pushed", result.uploaded), ("already exists", result.existed),
                           ("mounted", result.mounted)):
         for d in digests:

@@ -271,9 +271,11 @@ class RegistryClient:
                 pass
         return False
 
-    def upload_blob(self, path: str, digest: str, size: int, blob: Path, *, monolithic_max: int) -> None:
+    def upload_blob(self, path: str, digest: str, size: int, blob: Path, *, monolithic_max: int,
+                    on_progress=None) -> None:
         """POST an upload session, then one PUT (small blobs) or one streamed PATCH and an empty
-        PUT (large ones), always at the Location of the latest response."""
+        PUT (large ones), always at the Location of the latest response.  ``on_progress`` gets
+        the bytes sent so far."""
         what = f"upload blob {digest} to {self.host}/{path}"
         scopes = (push_scope(path),)
         resp = self.request("POST", f"/v2/{path}/blobs/uploads/", scopes=scopes, what=what,
@@ -283,11 +285,14 @@ class RegistryClient:
         with open(blob, "rb") as f:
             if size > monolithic_max:
                 resp = self.request("PATCH", location, scopes=scopes, what=what, expect=(202,),
-                                    headers={**octet, "Content-Length": str(size)}, data=f)
+                                    headers={**octet, "Content-Length": str(size)},
+                                    data=_Upload(f, size, on_progress))
                 location = _location(resp, what)
                 body, length = b"", 0
             else:
                 body, length = f.read(), size
+                if on_progress:
+                    on_progress(size)
         sep = "&" if "?" in location else "?"
         self.request("PUT", f"{location}{sep}digest={digest}", scopes=scopes, what=what,
                      expect=(201,), headers={**octet, "Content-Length": str(length)}, data=body)
@@ -299,6 +304,24 @@ class RegistryClient:
                      what=f"put manifest {self.host}/{path}:{reference}", expect=(201,),
                      headers={"Content-Type": media_type}, data=body)
         return digest
+
+
+class _Upload:
+    """A blob streamed as a request body: requests sends its chunks with the Content-Length
+    ``__len__`` gives (never chunked encoding), and each chunk is reported."""
+
+    def __init__(self, f, size: int, on_progress=None) -> None:
+        self._f, self._size, self._report, self._sent = f, size, on_progress, 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self):
+        while chunk := self._f.read(1 << 20):
+            self._sent += len(chunk)
+            if self._report:
+                self._report(self._sent)
+            yield chunk
 
 
 def _location(resp: requests.Response, what: str) -> str:

@@ -14,6 +14,8 @@ import gzip
 import json
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,9 +55,11 @@ class PushResult:
 
 def push(store: Store, image: str, dest: str | None = None, *, fmt: str = "oci",
          insecure: bool = False, session: requests.Session | None = None,
-         monolithic_max: int = MONOLITHIC_MAX) -> PushResult:
+         monolithic_max: int = MONOLITHIC_MAX, bar=None) -> PushResult:
     """Push store image ``image`` (tag or ID) to ``dest`` (default: ``image`` read as a
-    reference).  Raises RegistryError; the registry may then hold some blobs but no manifest."""
+    reference).  Raises RegistryError; the registry may then hold some blobs but no manifest.
+    Layers not compressed yet are gzipped in parallel threads (zlib releases the GIL, so
+    every core works); ``bar(description, total)`` draws one progress bar per upload."""
     if fmt not in FORMATS:
         raise RegistryError(f"unknown manifest format {fmt!r} (expected oci or docker)")
     image_id = store.resolve(image)
@@ -67,13 +71,14 @@ def push(store: Store, image: str, dest: str | None = None, *, fmt: str = "oci",
     client = open_client(store.root, ref, insecure=insecure, session=session)
     result = PushResult(ref)
     with store.in_use():
-        blobs = [compressed_layer(store, d) for d in diff_ids]
+        with ThreadPoolExecutor(max(1, min(len(diff_ids), os.cpu_count() or 1))) as pool:
+            blobs = list(pool.map(lambda d: compressed_layer(store, d), diff_ids))
         for blob in blobs:
             if (fmt, blob.compression) not in _LAYER_TYPES:
                 raise RegistryError(f"push {ref.full}: a {blob.compression} layer cannot go in a "
                                     f"{fmt} manifest; use --format oci")
-            _send(client, store, ref, blob.digest, blob.size, result, monolithic_max)
-        _send(client, store, ref, image_id, len(config), result, monolithic_max)
+            send_blob(client, store, ref, blob.digest, blob.size, result, monolithic_max, bar)
+        send_blob(client, store, ref, image_id, len(config), result, monolithic_max)
     manifest = {
         "schemaVersion": 2,
         "mediaType": _MANIFEST_TYPES[fmt],
@@ -87,8 +92,10 @@ def push(store: Store, image: str, dest: str | None = None, *, fmt: str = "oci",
     return result
 
 
-def _send(client: RegistryClient, store: Store, ref: RegistryRef, digest: str, size: int,
-          result: PushResult, monolithic_max: int) -> None:
+def send_blob(client: RegistryClient, store: Store, ref: RegistryRef, digest: str, size: int,
+              result: PushResult, monolithic_max: int, bar=None) -> None:
+    """Make the repository hold blob ``digest`` (stored in ``store``): nothing if it has it,
+    a cross-repository mount if another repository of that registry does, else an upload."""
     if client.has_blob(ref.path, digest):
         result.existed.append(digest)
     else:
@@ -97,8 +104,9 @@ def _send(client: RegistryClient, store: Store, ref: RegistryRef, digest: str, s
                 result.mounted.append(digest)
                 break
         else:
-            client.upload_blob(ref.path, digest, size, store.blob_path(digest),
-                               monolithic_max=monolithic_max)
+            with (bar(digest[7:19], size) if bar else nullcontext(None)) as done:
+                client.upload_blob(ref.path, digest, size, store.blob_path(digest),
+                                   monolithic_max=monolithic_max, on_progress=done)
             result.uploaded.append(digest)
     remember_repo(store, ref.domain, digest, ref.path)
 

@@ -35,7 +35,7 @@ from builder.image import parse_config
 from builder.registry import RegistryError
 from builder.registry.client import INDEX_TYPES, MEDIA_OCI_MANIFEST, open_client
 from builder.registry.pull import LAYER_TYPES
-from builder.registry.push import MONOLITHIC_MAX, PushResult, _send, compressed_layer
+from builder.registry.push import MONOLITHIC_MAX, PushResult, compressed_layer, send_blob
 from builder.registry.records import CompressedBlob, remember_compressed, remember_repo
 from builder.registry.reference import parse_reference
 from builder.store import Store
@@ -86,11 +86,11 @@ def export_cache(store: Store, keys: Iterable[str], ref: str, *, insecure: bool 
         sent: set[str] = set()
         for blob in layers.values():
             if blob.digest not in sent:
-                _send(client, store, target, blob.digest, blob.size, result, monolithic_max)
+                send_blob(client, store, target, blob.digest, blob.size, result, monolithic_max)
                 sent.add(blob.digest)
         for digest, config in configs.items():
             store.put_blob_bytes(config)
-            _send(client, store, target, digest, len(config), result, monolithic_max)
+            send_blob(client, store, target, digest, len(config), result, monolithic_max)
         cache_config = json.dumps({
             "entries": entries,
             "configs": {d: len(c) for d, c in configs.items()},
@@ -98,7 +98,7 @@ def export_cache(store: Store, keys: Iterable[str], ref: str, *, insecure: bool 
                        for d, b in layers.items()},
         }, sort_keys=True, separators=(",", ":")).encode()
         cache_digest = store.put_blob_bytes(cache_config)
-        _send(client, store, target, cache_digest, len(cache_config), result, monolithic_max)
+        send_blob(client, store, target, cache_digest, len(cache_config), result, monolithic_max)
     descriptors = []
     seen: set[str] = set()
     for b in layers.values():
