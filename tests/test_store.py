@@ -19,6 +19,7 @@ def commit(store: Store, tmp_path: Path, files: dict[str, bytes], parent: str | 
     src = store.staging_dir("test")
     for name, data in files.items():
         (src / name).write_bytes(data)
+        os.utime(src / name, (1_600_000_000, 1_600_000_000))   # the same tar, whatever second it is
     tar = store.staging_dir("tar") / "layer.tar"
     with open(tar, "wb") as out:
         cap = capture(src, out)
