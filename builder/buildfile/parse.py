@@ -17,7 +17,7 @@ from lark import Token
 
 from builder.buildfile import instructions as ins
 from builder.buildfile.flags import check_flags
-from builder.buildfile.grammar import parse_instruction, parse_words
+from builder.buildfile.grammar import parse_instruction
 from builder.buildfile.json_form import FALLBACK_WARNING, decode
 from builder.buildfile.lines import LogicalLine, split_lines
 from builder.errors import BuildfileError, UsageError
@@ -184,8 +184,7 @@ def _add_or_copy(context: _Context, flags: tuple[ins.Flag, ...], parts: list) ->
     else:
         if maybe.fell_back:
             context.warn(FALLBACK_WARNING)
-        words = parse_words(context.logical, str(rest), base=offset, keyword=context.keyword,
-                            escape=context.escape)
+        words = _fields(str(rest), offset)
     if len(words) < 2:
         raise context.logical.error(
             f"{context.keyword} requires at least two arguments, but only "
@@ -255,6 +254,13 @@ def _arg(context: _Context, flags: tuple[ins.Flag, ...], parts: list) -> ins.Arg
     return ins.Arg(**context.common(), pairs=tuple(pairs))
 
 
+def _fields(text: str, base: int) -> list[tuple[str, int]]:
+    """ADD/COPY/VOLUME shell form: words split on white space only, quotes and escapes left in
+    place for the expander (docker classic's strings.Fields; ``COPY "a b" /d/`` is the words
+    ``"a``, ``b"`` and ``/d/``, and the first then fails expansion, as in docker)."""
+    return [(m.group(), base + m.start()) for m in re.finditer(r"[^ \t\n\r\f\v]+", text)]
+
+
 def _volume(context: _Context, flags: tuple[ins.Flag, ...], parts: list) -> ins.Volume:
     rest: Token = parts[0]
     offset = rest.start_pos or 0
@@ -264,8 +270,7 @@ def _volume(context: _Context, flags: tuple[ins.Flag, ...], parts: list) -> ins.
     else:
         if maybe.fell_back:
             context.warn(FALLBACK_WARNING)
-        paths = [word for word, _ in parse_words(context.logical, str(rest), base=offset,
-                                                 keyword=context.keyword, escape=context.escape)]
+        paths = [word for word, _ in _fields(str(rest), offset)]
     if not paths:
         raise context.logical.error("VOLUME requires at least one argument", offset,
                                     hint='usage: VOLUME <path>... or VOLUME ["<path>", ...]')

@@ -21,7 +21,8 @@ from builder.image import go_duration, go_quote, go_quote_list, go_quote_rune
 def dispatch_cmd(build: Build, state: State, inst: Cmd) -> State:
     cmd = argv_of(inst.command, shell_of(state))
     rc = replace(state.config.config, cmd=cmd)
-    return build.metadata(state, rc, nop(state, f"CMD {go_quote_list(cmd)}"), cmd_set=True)
+    # docker classic: only a non-empty CMD counts as set (a later ENTRYPOINT then keeps it)
+    return build.metadata(state, rc, nop(state, f"CMD {go_quote_list(cmd)}"), cmd_set=bool(cmd))
 
 
 def dispatch_entrypoint(build: Build, state: State, inst: Entrypoint) -> State:

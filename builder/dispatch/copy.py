@@ -157,10 +157,11 @@ def _ignore_rules(build: Build) -> PatternMatcher:
 
 
 def _heredoc_name(word: str) -> str | None:
-    """``<<EOF`` / ``<<-EOF`` / ``<<"EOF"`` → ``EOF``; None for a word that is no heredoc."""
+    """``<<EOF`` / ``<<-EOF`` / ``<<"EOF"`` / ``<<E'O'F`` → ``EOF`` (quoting any part of the
+    delimiter only turns expansion off); None for a word that is no heredoc."""
     if not word.startswith("<<"):
         return None
-    return word[2:].lstrip("-").strip("'\"")
+    return word[2:].lstrip("-").replace("'", "").replace('"', "")
 
 
 def _heredoc_item(build: Build, doc: Heredoc, env: dict[str, str]) -> Item:
