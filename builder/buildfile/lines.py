@@ -26,6 +26,14 @@ MAX_LINE_BYTES = 65535
 _DIRECTIVE = re.compile(r"^[ \t]*#[ \t]*([a-zA-Z][a-zA-Z0-9]*)[ \t]*=[ \t]*(.+?)[ \t]*$")
 _KNOWN_DIRECTIVES = ("syntax", "escape", "check")
 _BLANK = " \t"
+
+
+def _blank(text: str) -> bool:
+    """A line of nothing but white space, Unicode's included (\\v, \\f, U+0085, U+00A0 …), as
+    docker's parser (Go's unicode.IsSpace) sees it: skipped, never an instruction."""
+    return not text.strip()
+
+
 _HEREDOC = re.compile(r"^(\d*)<<(-?)\s*([^<]*)$", re.S)
 _HEREDOC_KEYWORDS = ("RUN", "COPY", "ADD")
 
@@ -159,7 +167,7 @@ def split_lines(text: str, *, file: str) -> LineSplit:
         start = len(physical) - len(trimmed)
         first_line = index
         text, ended = _trim_continuation(trimmed, continues)
-        if ended and not text.strip(_BLANK):
+        if ended and _blank(text):
             continue
         segments = [Segment(0, first_line, start, physical)]
         empty_continuation = False
@@ -168,7 +176,7 @@ def split_lines(text: str, *, file: str) -> LineSplit:
             index += 1
             if _is_comment(physical):
                 continue
-            if not physical.strip(_BLANK):
+            if _blank(physical):
                 empty_continuation = True
                 continue
             segments.append(Segment(len(text), index, 0, physical))
@@ -177,7 +185,7 @@ def split_lines(text: str, *, file: str) -> LineSplit:
         if empty_continuation:
             warnings.append(f"{file}:{first_line}: empty continuation line "
                             f"(docker warns and will make this an error)")
-        if not text.strip(_BLANK):
+        if _blank(text):
             continue   # e.g. a lone continuation at the end of the file
         line = LogicalLine(file, text, tuple(segments), end_line=segments[-1].line)
         heredocs = []

@@ -123,7 +123,10 @@ class _StageNames:
 
 
 def _parse_line(logical: LogicalLine, escape: str, warnings: list[str]) -> ins.Instruction:
-    word = logical.text.split(None, 1)[0]
+    words = logical.text.split(None, 1)
+    if not words:                       # lines.py drops blank lines; never index an empty split
+        raise logical.error("empty instruction")
+    word = words[0]
     keyword = word.upper()
     if keyword not in SUPPORTED:
         close = difflib.get_close_matches(keyword, SUPPORTED, n=1)

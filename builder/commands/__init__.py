@@ -20,7 +20,7 @@ COMMANDS = {
     "run": "containers", "commit": "containers", "ps": "containers", "rm": "containers",
     "export-layers": "layerdirs", "import-layers": "layerdirs", "mount": "layerdirs", "umount": "layerdirs",
     "layers": "analysis", "find": "analysis", "diff": "analysis",
-    "df": "storage", "prune": "storage",
+    "df": "storage", "prune": "storage", "check": "storage",
     "pull": "registry", "push": "registry", "login": "registry",
 }
 

@@ -1,4 +1,5 @@
-"""The store itself: `df` (what it holds) and `prune` (what nothing needs any more)."""
+"""The store itself: `df` (what it holds), `prune` (what nothing needs any more) and `check`
+(is it whole)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,22 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """One line per problem and exit 1, or ``store OK``; ``--repair`` removes what is broken
+    and unreferenced and still exits 1 if something it could not remove is left."""
+    from builder.check import check_store
+    problems = check_store(store_of(args), repair=args.repair, fast=args.fast)
+    for p in problems:
+        print(p)
+    left = [p for p in problems if not p.repaired]
+    if left:
+        if args.repair:
+            print(f"{len(left)} problem(s) could not be repaired (something still needs them)")
+        return 1
+    print("store OK" if not problems else f"store OK after repair ({len(problems)} removed)")
+    return 0
+
+
 def register(sub, common) -> None:
     d = sub.add_parser("df", parents=[common], help="what the store holds, and what prune would free")
     d.set_defaults(func=cmd_df)
@@ -41,3 +58,11 @@ def register(sub, common) -> None:
                        help="remove dangling images, stale cache entries and unreferenced layers")
     p.add_argument("--all", action="store_true", help="drop the whole build cache too")
     p.set_defaults(func=cmd_prune)
+
+    c = sub.add_parser("check", parents=[common],
+                       help="verify every blob, layer dir, link, image and tag of the store")
+    c.add_argument("--repair", action="store_true",
+                   help="remove what is broken and that nothing needs (stale staging, dangling links, ...)")
+    c.add_argument("--fast", action="store_true",
+                   help="skip re-hashing blobs whose size/mtime/inode are as when stored")
+    c.set_defaults(func=cmd_check)

@@ -51,10 +51,22 @@ def _open_tar(stream: BinaryIO) -> tarfile.TarFile:
 def _members(tar: tarfile.TarFile):
     try:
         for member in tar:
+            _refuse_unsafe(member)
             yield member
             tar.members.clear()  # stream mode: don't keep every header in memory
     except tarfile.TarError as e:
         raise LayerError(f"read tar: {e}") from e
+
+
+def _refuse_unsafe(member: tarfile.TarInfo) -> None:
+    """Entries no applier may take: sparse members (a 1 KiB header can claim terabytes of
+    holes that would be written out in full — layers SHOULD NOT be sparse, OCI layer.md) and
+    names or link targets with a NUL byte (no file can carry one)."""
+    if member.issparse():
+        raise LayerError(f"refusing sparse tar member {member.name!r} "
+                         f"(claims {member.size} bytes; layers must not be sparse)")
+    if "\0" in member.name or "\0" in member.linkname:
+        raise LayerError(f"refusing tar member with a NUL byte in its name: {member.name!r}")
 
 
 def unpack_layer(stream: BinaryIO, dest: Path) -> Unpacked:
@@ -330,10 +342,13 @@ def _copy(tar: tarfile.TarFile, member: tarfile.TarInfo, fd: int) -> None:
     src = tar.extractfile(member)
     if src is None:
         raise LayerError(f"internal error: no data for {member.name}")
-    while chunk := src.read(CHUNK):
-        view = memoryview(chunk)
-        while view:
-            view = view[os.write(fd, view):]
+    try:
+        while chunk := src.read(CHUNK):
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view):]
+    except tarfile.TarError as e:        # the archive ends before the member's data does
+        raise LayerError(f"read tar: {member.name}: {e}") from e
 
 
 _MAGIC = [(b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"),
