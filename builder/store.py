@@ -71,22 +71,14 @@ class Store:
     def in_use(self) -> Iterator[None]:
         """Held (shared) by every build for its whole run; prune takes it exclusively, so it
         never removes a layer a running build may be about to use."""
-        fd = os.open(self.root / "gc.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH)
+        with _flock(self.root / "gc.lock", fcntl.LOCK_SH):
             yield
-        finally:
-            os.close(fd)
 
     @contextlib.contextmanager
     def collecting(self) -> Iterator[None]:
         """Held by prune: no build runs meanwhile (exclusive counterpart of ``in_use``)."""
-        fd = os.open(self.root / "gc.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with _flock(self.root / "gc.lock", fcntl.LOCK_EX):
             yield
-        finally:
-            os.close(fd)
 
     @contextlib.contextmanager
     def lock(self, shared: bool = False) -> Iterator[None]:
@@ -94,12 +86,8 @@ class Store:
 
         Not reentrant: set_tag, remove_tag, commit_layer and remove_image take it themselves,
         so never call them while holding it (flock on a second fd would wait for ourselves)."""
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        with _flock(self._lock_path, fcntl.LOCK_SH if shared else fcntl.LOCK_EX):
             yield
-        finally:
-            os.close(fd)
 
     def _sweep_tmp(self) -> None:
         """Remove staging left by crashed writers; only when nobody else is using the store."""
@@ -321,6 +309,17 @@ def atomic_write(path: Path, data: bytes, root: Path, *, durable: bool = True) -
             f.flush()
             os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _flock(path: Path, mode: int) -> Iterator[None]:
+    """flock(2) ``path`` (created if missing) in ``mode`` for the duration of the block."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, mode)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _owner_alive(entry: Path) -> bool:

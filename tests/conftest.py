@@ -97,3 +97,15 @@ def registry(tmp_path):
     reg = Registry(tmp_path / "reg").start()
     yield reg
     reg.stop()
+
+
+@pytest.fixture(scope="module")
+def docker():
+    """A private dockerd (tests/dockerd.py) for the test module, stopped by its pid after it."""
+    from dockerd import DockerDaemon
+    require_tool("dockerd")
+    daemon = DockerDaemon().start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()

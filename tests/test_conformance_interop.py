@@ -13,20 +13,9 @@ import pytest
 from builder.inspect.listing import tree_lines
 from builder.store import Store
 from conftest import conformance_dir, pybuild, require_tool
-from dockerd import DockerDaemon
 from test_conformance import CASES, build_case, expected
 
 OK_CASES = [c for c in CASES if (conformance_dir() / c / "expected" / "build.txt").read_text().strip() == "ok"]
-
-
-@pytest.fixture(scope="module")
-def docker():
-    require_tool("dockerd")
-    daemon = DockerDaemon().start()
-    try:
-        yield daemon
-    finally:
-        daemon.stop()
 
 
 @pytest.fixture(scope="module")

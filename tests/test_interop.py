@@ -22,15 +22,6 @@ TAG = "pybuild-interop/webapp:latest"
 
 
 @pytest.fixture(scope="module")
-def docker():
-    daemon = DockerDaemon().start()
-    try:
-        yield daemon
-    finally:
-        daemon.stop()
-
-
-@pytest.fixture(scope="module")
 def image(tmp_path_factory) -> tuple[Store, str, tuple[str, ...], Path]:
     """A one-layer image with busybox as /bin/cat, saved to an archive: (store, id, diffIDs, tar)."""
     tmp = tmp_path_factory.mktemp("interop")

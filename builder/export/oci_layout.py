@@ -23,7 +23,7 @@ from builder.errors import ArchiveError
 from builder.export.archive import ArchiveReader, ArchiveWriter
 from builder.export.layers import store_image
 from builder.export.reference import TaggedRef, parse_tagged
-from builder.image import MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST, host_architecture
+from builder.image import INDEX_TYPES, MANIFEST_TYPES, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST, host_architecture
 from builder.store import Store
 
 LAYOUT_FILE = "oci-layout"
@@ -31,10 +31,6 @@ INDEX_FILE = "index.json"
 LAYOUT_VERSION = "1.0.0"
 ANNOTATION_IMAGE_NAME = "io.containerd.image.name"
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
-MEDIA_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-MEDIA_DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-_INDEX_TYPES = (MEDIA_OCI_INDEX, MEDIA_DOCKER_LIST)
-_MANIFEST_TYPES = (MEDIA_OCI_MANIFEST, MEDIA_DOCKER_MANIFEST)
 
 
 @dataclass(frozen=True)
@@ -179,9 +175,9 @@ def _pick_manifest(reader: ArchiveReader, desc: dict[str, Any], *, depth: int) -
         media = blob.get("mediaType") if isinstance(blob, dict) else None
         if media is None and isinstance(blob, dict):
             media = MEDIA_OCI_INDEX if "manifests" in blob else MEDIA_OCI_MANIFEST
-    if media in _MANIFEST_TYPES:
+    if media in MANIFEST_TYPES:
         return desc
-    if media not in _INDEX_TYPES:
+    if media not in INDEX_TYPES:
         raise ArchiveError(f"invalid archive: unsupported manifest media type {media!r}")
     if depth > 4:
         raise ArchiveError("invalid archive: indexes nested too deeply")

@@ -12,10 +12,9 @@ import re
 from dataclasses import dataclass
 
 from builder.errors import ArchiveError
+from builder.registry.reference import DEFAULT_DOMAIN, OFFICIAL_PREFIX, familiar_name
 
-DEFAULT_DOMAIN = "docker.io"
 _LEGACY_DOMAIN = "index.docker.io"
-_OFFICIAL_PREFIX = "library/"
 _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 
@@ -38,11 +37,7 @@ class TaggedRef:
 
     @property
     def familiar_name(self) -> str:
-        if self.domain != DEFAULT_DOMAIN:
-            return f"{self.domain}/{self.path}"
-        if self.path.startswith(_OFFICIAL_PREFIX) and self.path.count("/") == 1:
-            return self.path[len(_OFFICIAL_PREFIX):]
-        return self.path
+        return familiar_name(self.domain, self.path)
 
 
 def parse_tagged(ref: str, *, default_tag: str | None = "latest") -> TaggedRef:
@@ -65,7 +60,7 @@ def parse_tagged(ref: str, *, default_tag: str | None = "latest") -> TaggedRef:
     if domain == _LEGACY_DOMAIN:
         domain = DEFAULT_DOMAIN
     if domain == DEFAULT_DOMAIN and "/" not in path:
-        path = _OFFICIAL_PREFIX + path
+        path = OFFICIAL_PREFIX + path
     if not all(_COMPONENT.match(c) for c in path.split("/")):
         raise ArchiveError(f"invalid tag {ref!r}: bad repository name")
     return TaggedRef(domain, path, tag)

@@ -21,12 +21,7 @@ from builder.registry import RegistryError
 from builder.registry.auth import BearerToken, Challenge, Credentials, parse_www_authenticate, token_from_response
 from builder.registry.reference import RegistryRef
 
-MEDIA_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-MEDIA_DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-MEDIA_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-MEDIA_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-INDEX_TYPES = (MEDIA_OCI_INDEX, MEDIA_DOCKER_LIST)
-MANIFEST_TYPES = (MEDIA_OCI_MANIFEST, MEDIA_DOCKER_MANIFEST)
+from builder.image import INDEX_TYPES, MANIFEST_TYPES
 ACCEPT = ", ".join(INDEX_TYPES + MANIFEST_TYPES)
 CHUNK = 64 << 10                 # network reads: a broken transfer keeps all but the last
 RETRIES = 3

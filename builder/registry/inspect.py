@@ -13,7 +13,8 @@ from typing import Any
 import requests
 
 from builder.registry import RegistryError
-from builder.registry.client import INDEX_TYPES, open_client
+from builder.image import INDEX_TYPES
+from builder.registry.client import open_client
 from builder.registry.pull import MAX_INDEX_DEPTH, choose_platform
 from builder.registry.reference import parse_reference
 from builder.store import Store

@@ -22,9 +22,9 @@ from pathlib import Path
 import requests
 
 from builder.digest import CHUNK, HashingWriter
-from builder.image import parse_config
+from builder.image import MEDIA_DOCKER_MANIFEST, MEDIA_OCI_MANIFEST, parse_config
 from builder.registry import RegistryError
-from builder.registry.client import MEDIA_DOCKER_MANIFEST, MEDIA_OCI_MANIFEST, RegistryClient, open_client
+from builder.registry.client import RegistryClient, open_client
 from builder.registry.records import (CompressedBlob, compressed_blob, remember_compressed,
                                       remember_repo, repos_holding)
 from builder.registry.reference import RegistryRef, parse_reference

@@ -17,7 +17,7 @@ from builder.registry import RegistryError
 DEFAULT_DOMAIN = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
 _LEGACY_DOMAINS = ("index.docker.io", "registry-1.docker.io")
-_OFFICIAL_PREFIX = "library/"
+OFFICIAL_PREFIX = "library/"
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
@@ -55,11 +55,7 @@ class RegistryRef:
 
     @property
     def familiar_name(self) -> str:
-        if self.domain != DEFAULT_DOMAIN:
-            return f"{self.domain}/{self.path}"
-        if self.path.startswith(_OFFICIAL_PREFIX) and self.path.count("/") == 1:
-            return self.path[len(_OFFICIAL_PREFIX):]
-        return self.path
+        return familiar_name(self.domain, self.path)
 
     @property
     def familiar(self) -> str:
@@ -112,7 +108,7 @@ def parse_reference(ref: str, *, default_tag: str = "latest") -> RegistryRef:
     if not path:
         raise RegistryError(f"invalid reference {ref!r}: no repository name")
     if domain == DEFAULT_DOMAIN and "/" not in path:
-        path = _OFFICIAL_PREFIX + path
+        path = OFFICIAL_PREFIX + path
     for component in path.split("/"):
         if not _COMPONENT.match(component):
             hint = " (repository names must be lowercase)" if component.lower() != component else ""
@@ -136,3 +132,13 @@ def registry_host(text: str) -> str:
     if not host or not _HOST.match(host):
         raise RegistryError(f"invalid registry {text!r}: expected host[:port]")
     return host
+
+
+def familiar_name(domain: str, path: str) -> str:
+    """docker's short form: ``docker.io/library/debian`` → ``debian``; other registries keep
+    their host (``127.0.0.1:5000/team/base``)."""
+    if domain != DEFAULT_DOMAIN:
+        return f"{domain}/{path}"
+    if path.startswith(OFFICIAL_PREFIX) and path.count("/") == 1:
+        return path[len(OFFICIAL_PREFIX):]
+    return path

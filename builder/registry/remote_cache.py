@@ -31,9 +31,9 @@ from builder.cache import BuildCache
 from builder.digest import chain_ids, is_digest, sha256_bytes
 from builder.errors import PybuildError
 from builder.export.layers import store_layer_from_tar
-from builder.image import parse_config
+from builder.image import INDEX_TYPES, MEDIA_OCI_MANIFEST, parse_config
 from builder.registry import RegistryError
-from builder.registry.client import INDEX_TYPES, MEDIA_OCI_MANIFEST, open_client
+from builder.registry.client import open_client
 from builder.registry.pull import LAYER_TYPES
 from builder.registry.push import MONOLITHIC_MAX, PushResult, compressed_layer, send_blob
 from builder.registry.records import CompressedBlob, remember_compressed, remember_repo
