@@ -341,6 +341,19 @@ def test_parser_fuzz_10000(text: str) -> None:
         assert e.line >= 1 and e.column >= 1, (e.line, e.column, str(e))
 
 
+@pytest.mark.parametrize("text", [
+    pytest.param("FROM a\nENV\x1f\n A=1\n", id="env-then-unit-separator"),     # found by the fuzz
+    pytest.param("FROM a\nONBUILD \x1f\n", id="onbuild-of-white-space"),
+    pytest.param("FROM a\nLABEL\x85x\n", id="label-nel"),
+])
+def test_unicode_white_space_inside_an_instruction(text: str) -> None:
+    """White space str.split() knows but the grammar does not: a positioned error, never a crash."""
+    try:
+        parse_buildfile(text, file="Buildfile")
+    except BuildfileError as e:
+        assert e.line == 2 and e.column >= 1
+
+
 @pytest.mark.parametrize("char", list(_UNSPLIT), ids=[f"U+{ord(c):04X}" for c in _UNSPLIT])
 def test_unicode_whitespace_line(char: str) -> None:
     try:

@@ -89,6 +89,6 @@ def _convert(error: LarkError, logical: LogicalLine, text: str, *, keyword: str,
     elif at == "" and keyword != "FROM":
         message = f"{keyword} requires at least one argument"
     elif keyword in ("ENV", "LABEL") and at:
-        word = text[offset:].split()[0]
+        word = (text[offset:].split() or [at])[0]     # `at` may be white space only str.split knows
         message = f"{keyword}: can't find = in {word!r}; must be of the form name=value"
     return logical.error(message, base + offset, hint=hint)

@@ -334,7 +334,7 @@ def _onbuild(context: _Context, flags: tuple[ins.Flag, ...], parts: list) -> ins
     rest: Token = parts[0]
     offset = rest.start_pos or 0
     trigger = str(rest)
-    nested_keyword = trigger.split(None, 1)[0].upper()
+    nested_keyword = (trigger.split(None, 1) or [""])[0].upper()
     if nested_keyword in _NOT_TRIGGERS:
         raise context.logical.error(_NOT_TRIGGERS[nested_keyword], offset)
     nested = _parse_line(context.logical.sub(offset), context.escape, context.warnings)
