@@ -21,16 +21,10 @@ from builder.buildfile.heredoc import script
 from builder.buildfile.grammar import parser
 from builder.buildfile.parse import parse_buildfile, parse_file
 from builder.errors import BuildfileError, UsageError
+from conftest import conformance_dir
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 REGEN = os.environ.get("PYBUILD_REGEN") == "1"
-
-
-def _conformance_dir() -> Path:
-    configured = os.environ.get("PYBUILD_CONFORMANCE")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parents[2] / "shared" / "conformance"
 
 
 def _cases(kind: str) -> list:
@@ -72,10 +66,9 @@ def test_golden_folders_are_big_enough() -> None:
 
 
 def _conformance_files() -> list:
-    folder = _conformance_dir()
-    files = sorted(folder.glob("*/Buildfile")) if folder.is_dir() else []
-    return [pytest.param(path, id=path.parent.name) for path in files] or [
-        pytest.param(None, marks=pytest.mark.skip(reason=f"no conformance Buildfiles in {folder}"))]
+    # conformance_dir() fails (never skips) when ../shared/conformance is missing
+    return [pytest.param(path, id=path.parent.name)
+            for path in sorted(conformance_dir().glob("*/Buildfile"))]
 
 
 @pytest.mark.parametrize("path", _conformance_files())
@@ -87,9 +80,7 @@ def test_conformance_buildfiles_parse(path: Path) -> None:
 def test_p14_continuation_text() -> None:
     # The brief's acceptance check: the comment line inside the continuation is dropped and
     # the next line is appended with no separator, keeping its leading spaces.
-    path = _conformance_dir() / "p14-syntax" / "Buildfile"
-    if not path.exists():
-        pytest.skip(f"{path} not found")
+    path = conformance_dir() / "p14-syntax" / "Buildfile"
     run = parse_file(path).instructions[1]
     assert run.command == ins.ShellForm("echo a > /x &&   echo b >> /x")
 
