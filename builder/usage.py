@@ -111,6 +111,8 @@ def prune(store: Store, *, all_cache: bool = False) -> dict[str, int]:
                 removed["cache_entries"] += 1
         if all_cache:
             (store.root / "cache" / ".filehashes.json").unlink(missing_ok=True)
+            for memo in (store.root / "cache").glob(".copyfrom-*"):     # COPY --from checksums
+                memo.unlink(missing_ok=True)
         reach, _ = _roots(store, with_cache=True)
         with store.lock():
             for chain in _stored_layers(store):

@@ -113,7 +113,6 @@ def _copy_from(build: Build, state: State, inst: Add | Copy, ref: str, srcs: lis
                settings: str, fail: Fail) -> State:
     """COPY --from: sources from another image's union (checksummed in a first helper)."""
     from builder import copyfrom
-    from builder.layer import sandbox
     from builder.layer.imagemount import image_overlay
     try:
         finder = getattr(build, "image_for_copy_from", None)
@@ -126,7 +125,7 @@ def _copy_from(build: Build, state: State, inst: Add | Copy, ref: str, srcs: lis
         image = image_overlay(build.store, image_id, str(mount_dir))
     except PybuildError as e:
         raise fail(f"--from={ref}: {e}") from None
-    sums, count = sandbox.call_in_root(image, copyfrom.source_checksum, srcs, exclude)
+    sums, count = _from_checksum(build, image, image_id, srcs, exclude, settings)
     if count > 1 and not dest.endswith("/"):
         raise fail(f"When using {inst.keyword} with more than one source file, "
                    "the destination must be a directory and end with a /")
@@ -134,6 +133,29 @@ def _copy_from(build: Build, state: State, inst: Add | Copy, ref: str, srcs: lis
     inputs = f"from={image_id} srcs={srcs!r}" + settings
     return build.change_root(state, created_by, copyfrom.copy_from_image, image, srcs, target,
                              options, exclude, inputs=inputs)
+
+
+def _from_checksum(build: Build, image, image_id: str, srcs: list[str], exclude: PatternMatcher | None,
+                   settings: str) -> tuple[str, int]:
+    """(checksum, number of sources) of COPY --from's sources.  An image's content never
+    changes under its ID, so the answer is remembered in the store: a warm build does not
+    mount and walk the source image again."""
+    import hashlib
+    import json
+
+    from builder import copyfrom
+    from builder.layer import sandbox
+    from builder.store import atomic_write
+    key = hashlib.sha256(f"{image_id}\n{srcs!r}\n{settings}".encode("utf-8", "surrogateescape")).hexdigest()
+    memo = build.store.root / "cache" / f".copyfrom-{key}"
+    try:
+        sums, count = json.loads(memo.read_text())
+        return sums, count
+    except (FileNotFoundError, ValueError):
+        pass
+    sums, count = sandbox.call_in_root(image, copyfrom.source_checksum, srcs, exclude)
+    atomic_write(memo, json.dumps([sums, count]).encode(), build.store.root, durable=False)
+    return sums, count
 
 
 def _checksum_flag(flags: dict[str, list[str | None]], srcs: list[str], fail: Fail) -> str | None:
