@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import stat
 import subprocess
 import tarfile
 from collections.abc import Iterator
@@ -11,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from builder.layer import whiteout
 
 #: A valid VFS_CAP_REVISION_2 blob (no capabilities set), 20 bytes.
 CAP_V2 = b"\x01\x00\x00\x02\x00\x04\x00\x00" + b"\x00" * 12
@@ -71,3 +75,23 @@ def make_tar(*members: tuple[tarfile.TarInfo, bytes]) -> bytes:
 
 def kinds(entries) -> list[tuple[str, str]]:
     return [(e.kind, e.path) for e in entries]
+
+
+def make_layer_dir(path: Path, spec: dict[str, str]) -> Path:
+    """An overlay-format layer dir made by hand.  spec: rel path → "d" dir, "do" opaque dir,
+    "f:<text>" file, "w" whiteout (char 0:0), "l:<target>" symlink."""
+    path.mkdir()
+    for rel, kind in sorted(spec.items()):
+        p = path / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if kind in ("d", "do"):
+            p.mkdir(exist_ok=True)
+            if kind == "do":
+                os.setxattr(p, whiteout.OPAQUE_XATTR, whiteout.OPAQUE_VALUE)
+        elif kind == "w":
+            os.mknod(p, stat.S_IFCHR, os.makedev(0, 0))
+        elif kind.startswith("l:"):
+            os.symlink(kind[2:], p)
+        else:
+            p.write_text(kind[2:])
+    return path

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 from pathlib import Path
 
 import pytest
@@ -15,8 +14,8 @@ import yaml
 from builder.digest import chain_ids
 from builder.image import parse_config
 from builder.inspect import changes, find, rootdiff
-from builder.layer import whiteout
 from builder.store import Store
+from layerfixtures import make_layer_dir
 from conftest import pybuild
 from imagecheck import rootfs_lines
 
@@ -250,26 +249,7 @@ def test_bad_input_is_one_line(root, args, message):
 
 # -- the union rules, on hand-made layer dirs -----------------------------------------------
 def make_layer(path: Path, spec: dict[str, str]) -> changes.LayerIndex:
-    """spec: rel path → "d" dir, "do" opaque dir, "f:<text>" file, "w" whiteout, "l:<target>"."""
-    path.mkdir()
-    for rel, kind in sorted(spec.items()):
-        p = path / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        if kind in ("d", "do"):
-            p.mkdir(exist_ok=True)
-            if kind == "do":
-                fd = os.open(p, os.O_RDONLY)
-                try:
-                    whiteout.mark_opaque(fd)
-                finally:
-                    os.close(fd)
-        elif kind == "w":
-            os.mknod(p, stat.S_IFCHR, os.makedev(0, 0))
-        elif kind.startswith("l:"):
-            os.symlink(kind[2:], p)
-        else:
-            p.write_text(kind[2:])
-    return changes.index_layer(path)
+    return changes.index_layer(make_layer_dir(path, spec))
 
 
 LOWER = {"a": "d", "a/b": "d", "a/b/c": "f:c", "x": "f:x", "y": "d", "y/z": "f:z"}
