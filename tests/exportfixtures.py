@@ -11,7 +11,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from builder.digest import sha256_bytes
+from builder.oci.digest import sha256_bytes
 
 HELLO = b"hello from pybuild\n"
 

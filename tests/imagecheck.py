@@ -9,12 +9,12 @@ import re
 import tempfile
 from pathlib import Path
 
-from builder.digest import chain_ids, sha256_bytes, sha256_file
-from builder.image import parse_config
-from builder.inspect.listing import tar_lines, tree_lines
+from builder.oci.digest import chain_ids, sha256_bytes, sha256_file
+from builder.oci.config import parse_config
+from listing import tar_lines, tree_lines
 from builder.layer import overlay, sandbox
 from builder.layer.overlay import OverlayMount
-from builder.store import Store
+from builder.store.store import Store
 
 
 def validate_image(store: Store, image_id: str) -> None:

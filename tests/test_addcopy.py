@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.store import Store
+from builder.store.store import Store
 from conftest import pybuild
 from imagecheck import history_lines, layer_lines, rootfs_lines, validate_image
 
@@ -511,7 +511,7 @@ def test_add_url_missing_is_an_error(store_root, tmp_path, http_files):
 
 
 def layer_ids(b: Built) -> list[str]:
-    from builder.image import parse_config
+    from builder.oci.config import parse_config
     return list(parse_config(b.store.image_config(b.image_id)).diff_ids)
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from builder.digest import chain_ids
-from builder.image import parse_config
+from builder.oci.digest import chain_ids
+from builder.oci.config import parse_config
 from builder.inspect import changes, find, rootdiff
-from builder.store import Store
+from builder.store.store import Store
 from layerfixtures import make_layer_dir
 from conftest import pybuild
 from imagecheck import rootfs_lines

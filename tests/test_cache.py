@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.image import parse_config
-from builder.store import Store
+from builder.oci.config import parse_config
+from builder.store.store import Store
 from conftest import REPO, pybuild
 from imagecheck import validate_image
 

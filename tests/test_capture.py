@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from builder.digest import EMPTY_LAYER_DIFF_ID, EMPTY_TAR
+from builder.oci.digest import EMPTY_LAYER_DIFF_ID, EMPTY_TAR
 from builder.errors import LayerError
-from builder.inspect.listing import tar_lines, tree_lines
+from listing import tar_lines, tree_lines
 from builder.layer.capture import Capture, capture
 from builder.layer.unpack import unpack_layer
 from layerfixtures import CAP_V2, kinds, needs_root, overlay

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.store import Store
+from builder.store.store import Store
 from conftest import pybuild
 
 FROM = "FROM pbtest/busybox:base\n"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.store import Store
+from builder.store.store import Store
 from conftest import conformance_dir, pybuild, writable_copy
 from imagecheck import (config_view, history_lines, layer_lines, mask_source_hash,
                         mounts_under, rootfs_lines, validate_image)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.inspect.listing import tree_lines
-from builder.store import Store
+from listing import tree_lines
+from builder.store.store import Store
 from conftest import conformance_dir, pybuild, require_tool
 from test_conformance import CASES, build_case, expected
 

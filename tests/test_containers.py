@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from builder.store import Store
+from builder.store.store import Store
 from conftest import pybuild
 from imagecheck import layer_lines, mounts_under, validate_image
 

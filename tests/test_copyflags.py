@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from builder.store import Store
+from builder.store.store import Store
 from conftest import pybuild
 from imagecheck import layer_lines, validate_image
 from test_addcopy import (ARCHIVE, ARCHIVE_LINES, FROM, HEX, File, Link, assert_ok, assert_refused, build, d, f,

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from builder.digest import hex_of
-from builder.image import parse_config
-from builder.store import Store
+from builder.oci.digest import hex_of
+from builder.oci.config import parse_config
+from builder.store.store import Store
 from conftest import REPO, pybuild
 from imagecheck import mounts_under, validate_image
 
@@ -70,7 +70,7 @@ def _flip(path: Path) -> None:
 
 
 def _chain(store: Store, n: int) -> str:
-    from builder.digest import chain_ids
+    from builder.oci.digest import chain_ids
     return chain_ids(parse_config(store.image_config(store.resolve("img"))).diff_ids)[n]
 
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from builder.errors import SandboxError
-from builder.image import parse_config
+from builder.oci.config import parse_config
 from builder.layer import overlay, sandbox
 from builder.layer.overlay import MAX_LOWERS, OverlayMount
-from builder.store import Store
+from builder.store.store import Store
 from conftest import pybuild
 from imagecheck import mounts_under, validate_image
 

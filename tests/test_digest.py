@@ -8,7 +8,7 @@ import tarfile
 
 import pytest
 
-from builder.digest import (EMPTY_LAYER_DIFF_ID, EMPTY_TAR, HashingReader, HashingWriter,
+from builder.oci.digest import (EMPTY_LAYER_DIFF_ID, EMPTY_TAR, HashingReader, HashingWriter,
                             chain_id, chain_ids, hex_of, is_digest, sha256_bytes)
 from builder.layer.tar_writer import LayerTarWriter, new_tarinfo
 

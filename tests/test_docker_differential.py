@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from builder.export.docker_archive import load
-from builder.store import Store
+from builder.store.store import Store
 from conftest import REPO, pybuild, writable_copy
 from dockerd import DockerDaemon
 from imagecheck import config_view, history_lines, layer_lines, mask_source_hash, rootfs_lines

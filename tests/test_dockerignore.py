@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from builder.dockerignore import PatternMatcher, go_clean, load, read_patterns
+from builder.context.dockerignore import PatternMatcher, go_clean, load, read_patterns
 from builder.errors import ContextError
 from test_addcopy import assert_ok, assert_refused, build, d, f
 

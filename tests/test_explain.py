@@ -8,7 +8,7 @@ import os
 import re
 from pathlib import Path
 
-from builder.digest import chain_id
+from builder.oci.digest import chain_id
 from conftest import pybuild
 
 GOLDEN = Path(__file__).parent / "golden" / "explain"

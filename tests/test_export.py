@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from builder.digest import chain_ids, hex_of, sha256_bytes, sha256_file
+from builder.oci.digest import chain_ids, hex_of, sha256_bytes, sha256_file
 from builder.errors import ArchiveError
-from builder.export import layers as layers_mod
+from builder.store import ingest as layers_mod
 from builder.export.docker_archive import load, save
-from builder.export.layers import store_layer_from_tar
+from builder.store.ingest import store_layer_from_tar
 from builder.export.reference import parse_tagged
 from builder.export.rootfs_import import import_rootfs
-from builder.image import parse_config
-from builder.store import Store
+from builder.oci.config import parse_config
+from builder.store.store import Store
 from exportfixtures import (HELLO, add_bytes, add_symlink, gzip_bytes, image_config, layer_tar, make_rootfs,
                             read_member, rewrite_archive, tar_dir)
 
@@ -271,7 +271,7 @@ def test_a_diff_id_that_is_not_a_digest_is_refused(tmp_path: Path) -> None:
 
 
 def test_oci_nested_index_picks_the_host_platform_and_gzip_layers(tmp_path: Path) -> None:
-    from builder.image import host_architecture
+    from builder.oci.config import host_architecture
     layer = layer_tar({"hello": HELLO})
     blob = gzip_bytes(layer)
     cfg = image_config([sha256_bytes(layer)])
@@ -352,8 +352,8 @@ def test_a_compressed_layer_stream_is_stored_by_its_uncompressed_diff_id(tmp_pat
 
     import zstandard
 
-    from builder.digest import sha256_bytes
-    from builder.export.layers import store_layer_from_tar
+    from builder.oci.digest import sha256_bytes
+    from builder.store.ingest import store_layer_from_tar
     raw = layer_tar({"etc/a": b"a\n", "etc/b": b"b\n"})
     blob = {"gzip": lambda d: gzip.compress(d, mtime=0), "bzip2": bz2.compress, "xz": lzma.compress,
             "zstd": lambda d: zstandard.ZstdCompressor().compress(d)}[codec](raw)

@@ -13,8 +13,8 @@ import pytest
 
 from builder.export.docker_archive import load, save
 from builder.export.rootfs_import import import_rootfs
-from builder.image import parse_config
-from builder.store import Store
+from builder.oci.config import parse_config
+from builder.store.store import Store
 from dockerd import DockerDaemon, require_tool
 from exportfixtures import HELLO, make_rootfs, tar_dir
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from builder.layer import whiteout
-from builder.store import Store
+from builder.store.store import Store
 from conftest import pybuild
 
 BUILDFILE = """\

@@ -20,7 +20,7 @@ from builder.registry import RegistryError
 from builder.registry.auth import parse_www_authenticate
 from builder.registry.push import push
 from builder.registry.reference import parse_reference
-from builder.store import Store
+from builder.store.store import Store
 from conftest import pybuild
 from dockerd import require_tool
 from registryd import Registry, free_port
@@ -423,7 +423,7 @@ def _blob(layout: Path, data: bytes) -> dict:
 def test_pull_picks_the_host_platform_from_a_skopeo_pushed_index(registry, store_root, tmp_path):
     """An OCI layout made by hand (an attestation-like entry, another arch first, ours second),
     copied into the registry by skopeo; pybuild pulls our architecture."""
-    from builder.image import host_architecture
+    from builder.oci.config import host_architecture
     from builder.registry.push import compressed_layer
     skopeo = require_tool("skopeo")
     store = Store(store_root)

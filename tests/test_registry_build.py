@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from builder.store import Store
+from builder.store.store import Store
 from conftest import pybuild
 from test_registry import image_of
 

@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from builder.cache import BuildCache
-from builder.digest import chain_ids, sha256_bytes
-from builder.image import host_architecture, parse_config
+from builder.store.cache import BuildCache
+from builder.oci.digest import chain_ids, sha256_bytes
+from builder.oci.config import host_architecture, parse_config
 from builder.registry import RegistryError
 from builder.registry.inspect import inspect_remote
 from builder.registry.push import compressed_layer, push
 from builder.registry.remote_cache import CACHE_CONFIG_TYPE, RemoteCache, export_cache
-from builder.store import Store
+from builder.store.store import Store
 from conftest import pybuild
 from registryd import free_port
 from test_registry import CountingSession

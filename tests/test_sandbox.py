@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.store import Store
+from builder.store.store import Store
 from conftest import REPO, pybuild
 from imagecheck import history_lines, layer_lines, mounts_under, validate_image
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from builder.build import Build, BuildOptions
+from builder.build.session import Build, BuildOptions
 from builder.buildfile.parse import parse_buildfile
-from builder.buildlog import BuildLog
+from builder.build.log import BuildLog
 from builder.errors import StepError
-from builder.image import parse_config
-from builder.store import Store
+from builder.oci.config import parse_config
+from builder.store.store import Store
 from conftest import pybuild
 from imagecheck import validate_image
 
@@ -106,7 +106,7 @@ def test_image_for_copy_from(session_store, tmp_path):
 
 
 def test_stage_needed_by_copy_from_is_built(session_store, tmp_path):
-    from builder.dispatch.stage import plan
+    from builder.build.dispatch.stage import plan
     text = (f"FROM {BASE} AS a\nFROM {BASE} AS b\nFROM {BASE} AS c\nCOPY --from=b /x /x\n"
             f"FROM c\nCOPY --from=0 /y /y\n")
     p = plan(parse_buildfile(text, file="Buildfile"), None)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from builder.digest import chain_id, sha256_bytes
+from builder.oci.digest import chain_id, sha256_bytes
 from builder.errors import ImageNotFound
-from builder.image import empty_config, config_bytes, manifest_bytes
+from builder.oci.config import empty_config, config_bytes, manifest_bytes
 from builder.layer.capture import capture
-from builder.store import Store, normalize_tag
+from builder.store.store import Store, normalize_tag
 
 
 def commit(store: Store, tmp_path: Path, files: dict[str, bytes], parent: str | None = None):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from builder.errors import LayerError
-from builder.inspect.listing import tar_lines, tree_lines
+from listing import tar_lines, tree_lines
 from builder.layer.unpack import extract_archive, open_maybe_compressed, unpack_layer
 from layerfixtures import CAP_V2, kinds, make_tar, member, needs_root
 

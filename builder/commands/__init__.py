@@ -26,5 +26,5 @@ COMMANDS = {
 
 
 def store_of(args: argparse.Namespace):
-    from builder.store import Store, default_root
+    from builder.store.store import Store, default_root
     return Store(Path(args.root) if args.root else default_root())

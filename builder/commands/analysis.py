@@ -34,7 +34,7 @@ def cmd_layers(args: argparse.Namespace) -> int:
 
 
 def _layers_table(reports, *, no_trunc: bool) -> str:
-    from builder.buildlog import human_size
+    from builder.build.log import human_size
     from builder.inspect.history import render
 
     def short(d: str) -> str:

@@ -23,7 +23,7 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 def cmd_save(args: argparse.Namespace) -> int:
     from builder.export.docker_archive import save
-    from builder.buildlog import BuildLog
+    from builder.build.log import BuildLog
     with BuildLog().bar("saving layers") as done:
         save(store_of(args), args.images, Path(args.output), fmt=args.format, on_progress=done)
     return 0

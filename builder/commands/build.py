@@ -12,9 +12,9 @@ from builder.commands import store_of
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from builder.build import Build, BuildOptions
+    from builder.build.session import Build, BuildOptions
     from builder.buildfile.parse import parse_file
-    from builder.buildlog import BuildLog
+    from builder.build.log import BuildLog
 
     context = Path(args.context)
     buildfile = Path(args.file) if args.file else context / "Buildfile"
@@ -33,14 +33,14 @@ def cmd_build(args: argparse.Namespace) -> int:
     session = Build(store_of(args), options, log)
     image_id = session.run(parsed)
     if args.explain == "json":
-        from builder.inspect.explain import to_json
+        from builder.build.explain import to_json
         print(json.dumps({"image": image_id, "steps": to_json(session.explanations)}, indent=2))
     elif args.quiet:
         print(image_id)
     else:
         print(f"Successfully built {image_id[7:19]}")
         for tag in args.tag:
-            from builder.store import normalize_tag
+            from builder.store.store import normalize_tag
             print(f"Successfully tagged {normalize_tag(tag)}")
     return 0
 

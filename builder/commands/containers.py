@@ -13,7 +13,7 @@ from builder.commands import store_of
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from builder import container
+    from builder.runtime import container
     store = store_of(args)
     c = container.create(store, args.image, args.command, name=args.keep)
     try:
@@ -25,14 +25,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_commit(args: argparse.Namespace) -> int:
-    from builder import container
+    from builder.runtime import container
     store = store_of(args)
     print(container.commit(store, container.get(store, args.container), args.image, message=args.message))
     return 0
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
-    from builder import container
+    from builder.runtime import container
     from builder.inspect.history import render
     store = store_of(args)
     table = [("NAME", "IMAGE", "COMMAND", "CREATED")]
@@ -44,7 +44,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    from builder import container
+    from builder.runtime import container
     store = store_of(args)
     for name in args.containers:
         container.remove(store, name)

@@ -9,9 +9,9 @@ from builder.commands import store_of
 
 
 def cmd_images(args: argparse.Namespace) -> int:
-    from builder.image import parse_config
+    from builder.oci.config import parse_config
     from builder.inspect.history import image_size, render, since
-    from builder.buildlog import human_size
+    from builder.build.log import human_size
     from datetime import datetime, timezone
 
     store = store_of(args)
@@ -45,7 +45,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from builder.digest import chain_ids
+    from builder.oci.digest import chain_ids
     store = store_of(args)
     if args.remote:                     # a registry reference: manifest, config, sizes; no pull
         from builder.registry.inspect import inspect_remote
@@ -67,7 +67,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_rmi(args: argparse.Namespace) -> int:
-    from builder.store import normalize_tag
+    from builder.store.store import normalize_tag
     store = store_of(args)
     for ref in args.images:
         image_id = store.resolve(ref)

@@ -16,7 +16,7 @@ from builder.commands import store_of
 
 
 def cmd_export_layers(args: argparse.Namespace) -> int:
-    from builder.inspect.aufs import export_layers
+    from builder.export.aufs import export_layers
     store = store_of(args)
     image_id = store.resolve(args.image)
     layers = export_layers(store, image_id, Path(args.dir))
@@ -25,7 +25,7 @@ def cmd_export_layers(args: argparse.Namespace) -> int:
 
 
 def cmd_import_layers(args: argparse.Namespace) -> int:
-    from builder.inspect.aufs import import_layers
+    from builder.export.aufs import import_layers
     store = store_of(args)
     image_id = import_layers(store, Path(args.dir))
     store.set_tag(args.name, image_id)
@@ -34,7 +34,7 @@ def cmd_import_layers(args: argparse.Namespace) -> int:
 
 
 def cmd_mount(args: argparse.Namespace) -> int:
-    from builder.layer.imagemount import mount_image
+    from builder.runtime.mount import mount_image
     store = store_of(args)
     opts = mount_image(store, store.resolve(args.image), Path(args.dir))
     print(f"overlay on {Path(args.dir).absolute()} (ro,{opts}) from {store.root}")
@@ -42,7 +42,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
 
 
 def cmd_umount(args: argparse.Namespace) -> int:
-    from builder.layer.imagemount import umount_image
+    from builder.runtime.mount import umount_image
     umount_image(Path(args.dir))
     return 0
 

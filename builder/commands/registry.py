@@ -9,7 +9,7 @@ from builder.commands import store_of
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
-    from builder.buildlog import BuildLog
+    from builder.build.log import BuildLog
     from builder.registry.pull import pull
     result = pull(store_of(args), args.reference, insecure=args.insecure, bar=BuildLog().bar)
     for d in result.present:
@@ -23,7 +23,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
 def cmd_push(args: argparse.Namespace) -> int:
     from builder.registry.push import push
-    from builder.buildlog import BuildLog
+    from builder.build.log import BuildLog
     result = push(store_of(args), args.image, args.destination, fmt=args.format, insecure=args.insecure,
                   bar=BuildLog().bar)
     for verb, digests in (("pushed", result.uploaded), ("already exists", result.existed),

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import argparse
 
-from builder.buildlog import human_size
+from builder.build.log import human_size
 from builder.commands import store_of
 
 
 def cmd_df(args: argparse.Namespace) -> int:
     from builder.inspect.history import render
-    from builder.usage import usage
+    from builder.store.usage import usage
     u = usage(store_of(args))
     print(render([
         ("TYPE", "TOTAL", "SIZE", "RECLAIMABLE"),
@@ -26,7 +26,7 @@ def cmd_df(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from builder.usage import prune
+    from builder.store.usage import prune
     removed = prune(store_of(args), all_cache=args.all)
     print(f"Deleted {removed['images']} dangling images, {removed['cache_entries']} cache entries, "
           f"{removed['layers']} layers, {removed['blobs']} blobs")
@@ -37,7 +37,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """One line per problem and exit 1, or ``store OK``; ``--repair`` removes what is broken
     and unreferenced and still exits 1 if something it could not remove is left."""
-    from builder.check import check_store
+    from builder.store.check import check_store
     problems = check_store(store_of(args), repair=args.repair, fast=args.fast)
     for p in problems:
         print(p)

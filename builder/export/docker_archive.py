@@ -20,13 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from builder.digest import hex_of, sha256_bytes
+from builder.oci.digest import hex_of, sha256_bytes
 from builder.errors import ArchiveError
 from builder.export.archive import ArchiveReader, read_archive, write_archive
-from builder.export.layers import store_image
+from builder.store.ingest import store_image
 from builder.export.oci_layout import SavedImage, blob_name, is_layout, load_layout, saved_image, write_layout
 from builder.export.reference import TaggedRef, parse_tagged
-from builder.store import Store, normalize_tag
+from builder.store.store import Store, normalize_tag
 
 MANIFEST_FILE = "manifest.json"
 REPOSITORIES_FILE = "repositories"

@@ -18,13 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from builder.digest import hex_of, is_digest, sha256_bytes
+from builder.oci.digest import hex_of, is_digest, sha256_bytes
 from builder.errors import ArchiveError
 from builder.export.archive import ArchiveReader, ArchiveWriter
-from builder.export.layers import store_image
+from builder.store.ingest import store_image
 from builder.export.reference import TaggedRef, parse_tagged
-from builder.image import INDEX_TYPES, MANIFEST_TYPES, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST, host_architecture
-from builder.store import Store
+from builder.oci.config import INDEX_TYPES, MANIFEST_TYPES, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST, host_architecture
+from builder.store.store import Store
 
 LAYOUT_FILE = "oci-layout"
 INDEX_FILE = "index.json"

@@ -10,12 +10,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from builder.digest import sha256_bytes
+from builder.oci.digest import sha256_bytes
 from builder.errors import ArchiveError, LayerError
-from builder.image import History, ImageConfig, RunConfig, config_bytes, host_architecture, manifest_bytes, now_rfc3339
+from builder.oci.config import History, ImageConfig, RunConfig, config_bytes, host_architecture, manifest_bytes, now_rfc3339
 from builder.layer.capture import capture
 from builder.layer.unpack import open_maybe_compressed, unpack_layer
-from builder.store import Store
+from builder.store.store import Store
 
 
 def import_rootfs(store: Store, tar_path: str | Path, ref: str | None) -> str:

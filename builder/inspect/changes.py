@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from builder.digest import chain_ids, hex_of
+from builder.oci.digest import chain_ids, hex_of
 from builder.errors import PybuildError, StoreError
-from builder.image import ImageConfig, parse_config
+from builder.oci.config import ImageConfig, parse_config
 from builder.inspect.history import layer_content_size
 from builder.layer import stack, whiteout
-from builder.store import Store
+from builder.store.store import Store
 
 _KIND_ORDER = {"A": 0, "C": 0, "D": 0, "O": 1}
 

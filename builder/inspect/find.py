@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from builder.inspect.changes import LayerIndex, filetype_of, image_layers, under_opaque, union_lookup
 from builder.layer import whiteout
-from builder.store import Store
+from builder.store.store import Store
 
 
 @dataclass(frozen=True)

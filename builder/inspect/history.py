@@ -7,10 +7,10 @@ import stat
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from builder.buildlog import human_size
-from builder.digest import chain_ids
-from builder.image import ImageConfig, parse_config
-from builder.store import Store
+from builder.build.log import human_size
+from builder.oci.digest import chain_ids
+from builder.oci.config import ImageConfig, parse_config
+from builder.store.store import Store
 
 
 @dataclass(frozen=True)

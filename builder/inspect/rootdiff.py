@@ -16,11 +16,11 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.digest import CHUNK
+from builder.oci.digest import CHUNK
 from builder.errors import PybuildError
 from builder.inspect.changes import (Change, LayerIndex, classify, filetype_of, image_layers,
                                      union_lookup)
-from builder.store import Store
+from builder.store.store import Store
 
 
 @dataclass(frozen=True)

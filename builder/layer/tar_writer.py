@@ -11,7 +11,7 @@ import tarfile
 from collections.abc import Callable
 from typing import BinaryIO
 
-from builder.digest import CHUNK, HashingWriter
+from builder.oci.digest import CHUNK, HashingWriter
 from builder.errors import LayerError
 
 BLOCK = 512

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from builder.digest import CHUNK, HashingReader
+from builder.oci.digest import CHUNK, HashingReader
 from builder.errors import LayerError
 from builder.layer import whiteout
 from builder.layer.capture import CapturedEntry

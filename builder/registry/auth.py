@@ -154,7 +154,7 @@ def load_credentials(host: str, *, store_root: Path | None, home: Path | None = 
 
 def save_credentials(store_root: Path, host: str, username: str, password: str) -> Path:
     """Add or replace ``host``'s entry in ``<store>/auth.json`` (mode 0600, atomic)."""
-    from builder.store import atomic_write
+    from builder.store.store import atomic_write
     path = store_root / AUTH_FILE
     try:
         obj = json.loads(path.read_text())

@@ -13,11 +13,11 @@ from typing import Any
 import requests
 
 from builder.registry import RegistryError
-from builder.image import INDEX_TYPES
+from builder.oci.config import INDEX_TYPES
 from builder.registry.client import open_client
 from builder.registry.pull import MAX_INDEX_DEPTH, choose_platform
 from builder.registry.reference import parse_reference
-from builder.store import Store
+from builder.store.store import Store
 
 
 def inspect_remote(ref: str, *, insecure: bool = False, store: Store | None = None,

@@ -20,15 +20,15 @@ from typing import Any
 
 import requests
 
-from builder.digest import chain_ids, is_digest
+from builder.oci.digest import chain_ids, is_digest
 from builder.errors import ArchiveError
-from builder.export.layers import store_layer_from_tar
-from builder.image import INDEX_TYPES, host_architecture, parse_config
+from builder.store.ingest import store_layer_from_tar
+from builder.oci.config import INDEX_TYPES, host_architecture, parse_config
 from builder.registry import RegistryError
 from builder.registry.client import open_client
 from builder.registry.records import CompressedBlob, remember_compressed, remember_repo
 from builder.registry.reference import RegistryRef, parse_reference
-from builder.store import Store
+from builder.store.store import Store
 
 #: layer media type → compression (nondistributable variants included)
 LAYER_TYPES = {

@@ -21,14 +21,14 @@ from pathlib import Path
 
 import requests
 
-from builder.digest import CHUNK, HashingWriter
-from builder.image import MEDIA_DOCKER_MANIFEST, MEDIA_OCI_MANIFEST, parse_config
+from builder.oci.digest import CHUNK, HashingWriter
+from builder.oci.config import MEDIA_DOCKER_MANIFEST, MEDIA_OCI_MANIFEST, parse_config
 from builder.registry import RegistryError
 from builder.registry.client import RegistryClient, open_client
 from builder.registry.records import (CompressedBlob, compressed_blob, remember_compressed,
                                       remember_repo, repos_holding)
 from builder.registry.reference import RegistryRef, parse_reference
-from builder.store import Store
+from builder.store.store import Store
 
 FORMATS = ("oci", "docker")
 MONOLITHIC_MAX = 8 << 20          # bytes; larger blobs are streamed with PATCH

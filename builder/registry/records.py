@@ -15,8 +15,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.digest import hex_of
-from builder.store import Store, atomic_write
+from builder.oci.digest import hex_of
+from builder.store.store import Store, atomic_write
 
 COMPRESSIONS = ("gzip", "none", "zstd")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from builder.digest import is_digest
+from builder.oci.digest import is_digest
 from builder.registry import RegistryError
 
 DEFAULT_DOMAIN = "docker.io"

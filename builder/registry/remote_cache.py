@@ -27,18 +27,18 @@ from typing import Any
 
 import requests
 
-from builder.cache import BuildCache
-from builder.digest import chain_ids, is_digest, sha256_bytes
+from builder.store.cache import BuildCache
+from builder.oci.digest import chain_ids, is_digest, sha256_bytes
 from builder.errors import PybuildError
-from builder.export.layers import store_layer_from_tar
-from builder.image import INDEX_TYPES, MEDIA_OCI_MANIFEST, parse_config
+from builder.store.ingest import store_layer_from_tar
+from builder.oci.config import INDEX_TYPES, MEDIA_OCI_MANIFEST, parse_config
 from builder.registry import RegistryError
 from builder.registry.client import open_client
 from builder.registry.pull import LAYER_TYPES
 from builder.registry.push import MONOLITHIC_MAX, PushResult, compressed_layer, send_blob
 from builder.registry.records import CompressedBlob, remember_compressed, remember_repo
 from builder.registry.reference import parse_reference
-from builder.store import Store
+from builder.store.store import Store
 
 CACHE_CONFIG_TYPE = "application/vnd.pybuild.cache.config.v1+json"
 IMAGE_CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"

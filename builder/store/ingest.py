@@ -20,11 +20,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO, ContextManager
 
-from builder.digest import CHUNK, HashingReader, HashingWriter, chain_id, is_digest, sha256_bytes
+from builder.oci.digest import CHUNK, HashingReader, HashingWriter, chain_id, is_digest, sha256_bytes
 from builder.errors import ArchiveError, LayerError, PybuildError
-from builder.image import manifest_bytes, parse_config
+from builder.oci.config import manifest_bytes, parse_config
 from builder.layer.unpack import unpack_layer
-from builder.store import LayerInfo, Store
+from builder.store.store import LayerInfo, Store
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _BZIP2_MAGIC = b"BZh"

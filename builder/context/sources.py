@@ -21,7 +21,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.dockerignore import PatternMatcher
+from builder.context.dockerignore import PatternMatcher
 from builder.errors import ContextError
 
 _WILDCARDS = set("*?[")
@@ -175,7 +175,7 @@ class BuildContext:
 
     def _source_in_scope(self, rel: str, written: str) -> Source:
         """``rel`` in another image's root: every symlink resolved within that root."""
-        from builder.filecopy import resolve_in_scope
+        from builder.context.copy import resolve_in_scope
         from builder.layer.root import RootDir
         with RootDir(self.root) as root:
             resolved = resolve_in_scope(root, rel)

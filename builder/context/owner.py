@@ -42,7 +42,7 @@ def _id_of(root: RootDir, name: str, db: str, what: str) -> int:
 
 def read_db(root: RootDir, path: str) -> list[list[str]]:
     """The colon-separated lines of ``path`` inside the root ([] if it does not exist)."""
-    from builder.filecopy import resolve_in_scope
+    from builder.context.copy import resolve_in_scope
     rel = resolve_in_scope(root, path)
     try:
         dirfd, name = root.parent_of(rel)

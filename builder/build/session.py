@@ -17,18 +17,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from builder import image as img
+from builder.oci import config as img
 from builder.buildfile.instructions import Buildfile
-from builder.buildlog import BuildLog, human_size
-from builder.digest import EMPTY_LAYER_DIFF_ID, EMPTY_TAR, chain_id, chain_ids, sha256_bytes
+from builder.build.log import BuildLog, human_size
+from builder.oci.digest import EMPTY_LAYER_DIFF_ID, EMPTY_TAR, chain_id, chain_ids, sha256_bytes
 from builder.errors import ImageNotFound, StepError, StoreError
-from builder.image import History, ImageConfig
-from builder.cache import BuildCache, FileHashes, step_key
-from builder.store import Store
+from builder.oci.config import History, ImageConfig
+from builder.store.cache import BuildCache, FileHashes, step_key
+from builder.store.store import Store
 
 if TYPE_CHECKING:       # imported where a step really runs: a cached build never needs them
-    from builder.dispatch import stage as stages_t
-    from builder.inspect import explain
+    from builder.build.dispatch import stage as stages_t
+    from builder.build import explain
     from builder.layer.overlay import OverlayMount
     from builder.layer.stack import LayerStack
 
@@ -93,7 +93,7 @@ class Build:
     def run(self, buildfile: Buildfile) -> str:
         """Build the target stage (the last one unless ``--target``) and the stages it needs;
         every built stage is committed as an untagged image (see ``image_for_copy_from``)."""
-        from builder.dispatch import stage as stages     # handlers import this module's types
+        from builder.build.dispatch import stage as stages     # handlers import this module's types
         for warning in getattr(buildfile, "warnings", ()):
             self.log.warn(warning)
         self.escape = buildfile.escape
@@ -125,7 +125,7 @@ class Build:
 
     def _build_stage(self, st: stages_t.Stage, total: int) -> str:
         """Build one stage and commit its result as an (untagged) image; return its ID."""
-        from builder.dispatch import dispatch
+        from builder.build.dispatch import dispatch
         self.current_stage = st.index
         state: State | None = None
         for n, inst in st.steps:
@@ -134,7 +134,7 @@ class Build:
             before = len(self.explanations)
             state = dispatch(self, state, inst, step)
             if self.options.explain == "text":
-                from builder.inspect import explain
+                from builder.build import explain
                 for e in self.explanations[before:]:
                     self.log.explain(explain.render_text(e))
             self.log.note(_short(self.image_id_of(state.config)))
@@ -279,7 +279,7 @@ class Build:
 
     def _metadata(self, state: State, run_config: img.RunConfig, created_by: str, **changes: Any) -> State:
         if self.options.explain and self._step is not None:
-            from builder.inspect import explain
+            from builder.build import explain
             self.explanations.append(explain.StepExplanation(
                 number=self._step.number, total=self._step.total, instruction=self._step.original,
                 kind="config", config_change=explain.config_change(state.config.config, run_config),
@@ -398,13 +398,13 @@ class Build:
 
     # -- --explain ---------------------------------------------------------------------------
     def _explain_upper(self, state: State, upper: Path) -> tuple[explain.UpperEntry, ...]:
-        from builder.inspect import explain
+        from builder.build import explain
         stack = self._stack(state)
         return tuple(explain.upper_entries(upper, lambda rel: stack.lookup(rel) is not None))
 
     def _record(self, before: State, after: State, mount: OverlayMount,
                 entries: tuple[explain.UpperEntry, ...], created_by: str) -> None:
-        from builder.inspect import explain
+        from builder.build import explain
         assert self._step is not None
         roles = {self.store.short_layer_path(c): f"layer {i}: {_short(d)}"
                  for i, (c, d) in enumerate(zip(before.chain, before.config.diff_ids))}

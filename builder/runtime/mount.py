@@ -7,12 +7,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from builder.digest import chain_ids
+from builder.oci.digest import chain_ids
 from builder.errors import SandboxError, StoreError
-from builder.image import parse_config
+from builder.oci.config import parse_config
 from builder.layer import overlay
 from builder.layer.overlay import OverlayMount
-from builder.store import Store
+from builder.store.store import Store
 
 MOUNT_SOURCE = "pybuild"
 #: A read-only overlay needs two lower dirs: a one-layer image gets this empty one below it.

@@ -13,14 +13,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from builder.context import BuildContext, Source
-from builder.dockerignore import PatternMatcher
+from builder.context.sources import BuildContext, Source
+from builder.context.dockerignore import PatternMatcher
 from builder.errors import ContextError
 from builder.layer import overlay
 from builder.layer.overlay import OverlayMount
 
 if TYPE_CHECKING:
-    from builder.filecopy import CopyOptions
+    from builder.context.copy import CopyOptions
 
 
 def resolve_sources(root: Path, srcs: list[str], exclude: PatternMatcher | None) -> list[Source]:
@@ -43,7 +43,7 @@ def apply_exclude(sources: list[Source], exclude: PatternMatcher | None) -> list
 
 def source_checksum(root: Path, srcs: list[str], exclude: PatternMatcher | None) -> tuple[str, int]:
     """In a helper with the image mounted on ``root``: (created_by checksum, source count)."""
-    from builder.filecopy import Item, checksum
+    from builder.context.copy import Item, checksum
     items = [Item(source=s) for s in resolve_sources(root, srcs, exclude)]
     return checksum(items), len(items)
 
@@ -51,7 +51,7 @@ def source_checksum(root: Path, srcs: list[str], exclude: PatternMatcher | None)
 def copy_from_image(merged: Path, image: OverlayMount, srcs: list[str], dest: str,
                     options: CopyOptions, exclude: PatternMatcher | None) -> None:
     """In the step's helper: mount ``image`` read-only, copy ``srcs`` into ``merged``, unmount."""
-    from builder.filecopy import Item, copy_items
+    from builder.context.copy import Item, copy_items
     overlay.mount_overlay(image)
     try:
         items = [Item(source=s) for s in resolve_sources(Path(image.target), srcs, exclude)]

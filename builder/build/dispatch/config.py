@@ -10,12 +10,12 @@ import re
 import signal
 from dataclasses import replace
 
-from builder.build import Build, State, StepRef
+from builder.build.session import Build, State, StepRef
 from builder.buildfile.instructions import (Cmd, Entrypoint, Env, ExecForm, Expose, Healthcheck, Label,
                                             Maintainer, Onbuild, Shell, StopSignal, User, Volume, Workdir)
-from builder.dispatch.common import argv_of, env_of, expand, expand_words, nop, nop1, shell_of
+from builder.build.dispatch.common import argv_of, env_of, expand, expand_words, nop, nop1, shell_of
 from builder.errors import StepError
-from builder.image import go_duration, go_quote, go_quote_list, go_quote_rune
+from builder.oci.config import go_duration, go_quote, go_quote_list, go_quote_rune
 
 
 def dispatch_cmd(build: Build, state: State, inst: Cmd) -> State:
@@ -78,7 +78,7 @@ def dispatch_workdir(build: Build, state: State, inst: Workdir) -> State:
     path = posixpath.normpath(posixpath.join(current, path))
     if path.startswith("//"):
         path = "/" + path.lstrip("/")
-    from builder import filecopy
+    from builder.context import copy as filecopy
     state = build.change_root(state, nop1(state, f"WORKDIR {path}"), filecopy.make_workdir, path)
     return replace(state, config=replace(state.config, config=replace(state.config.config, working_dir=path)))
 

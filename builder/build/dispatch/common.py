@@ -4,11 +4,11 @@ Buildfile's escape character."""
 
 from __future__ import annotations
 
-from builder.build import Build, State, StepRef
+from builder.build.session import Build, State, StepRef
 from builder.buildfile import expand as expansion
 from builder.buildfile.instructions import Add, Command, Copy, ExecForm, Run, ShellForm
 from builder.errors import StepError
-from builder.image import DEFAULT_SHELL, created_by_nop, nop_prefix
+from builder.oci.config import DEFAULT_SHELL, created_by_nop, nop_prefix
 
 SHELL = DEFAULT_SHELL
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from builder.build import Build, State, StepRef
+from builder.build.session import Build, State, StepRef
 from builder.buildfile.instructions import Add, Arg, Buildfile, Copy, From, Instruction, Onbuild
-from builder.dispatch.common import env_of, expand, nop
+from builder.build.dispatch.common import env_of, expand, nop
 from builder.errors import BuildfileError, UsageError
 
 PROXY_ARGS = frozenset({"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
@@ -109,7 +109,7 @@ def dispatch_meta_arg(build: Build, inst: Arg) -> None:
 
 
 def dispatch_from(build: Build, inst: From, step: StepRef) -> State:
-    from builder.dispatch import dispatch
+    from builder.build.dispatch import dispatch
     ref = expand(build, inst.image, dict(build.meta_args))
     if not ref:
         raise _error(inst, f"base name ({inst.image}) should not be blank")

@@ -17,15 +17,15 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder import image as img
-from builder.digest import EMPTY_LAYER_DIFF_ID, chain_ids
+from builder.oci import config as img
+from builder.oci.digest import EMPTY_LAYER_DIFF_ID, chain_ids
 from builder.errors import PybuildError, StoreError
-from builder.export.layers import store_layer_from_tar
+from builder.store.ingest import store_layer_from_tar
 from builder.layer import sandbox
 from builder.layer.capture import capture
 from builder.layer.overlay import OverlayMount
 from builder.layer.stack import LayerStack
-from builder.store import Store
+from builder.store.store import Store
 
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 

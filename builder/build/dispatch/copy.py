@@ -19,16 +19,16 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from builder.build import Build, State, StepRef
+from builder.build.session import Build, State, StepRef
 from builder.buildfile.instructions import Add, Copy, Heredoc
-from builder.cache import sources_checksum
-from builder.context import BuildContext, Source, is_url, walk
-from builder.dispatch.common import env_of, expand, nop1
-from builder.dockerignore import PatternMatcher
+from builder.store.cache import sources_checksum
+from builder.context.sources import BuildContext, Source, is_url, walk
+from builder.build.dispatch.common import env_of, expand, nop1
+from builder.context.dockerignore import PatternMatcher
 from builder.errors import ContextError, PybuildError, StepError
 
 if TYPE_CHECKING:       # filecopy pulls in layer machinery: imported where a step runs
-    from builder.filecopy import CopyOptions, Item
+    from builder.context.copy import CopyOptions, Item
 
 UNSUPPORTED = ("keep-git-dir", "parents")
 _CHECKSUM = re.compile(r"sha256:([0-9a-f]{64})\Z")
@@ -39,7 +39,7 @@ Fail = Callable[[str], StepError]
 
 
 def dispatch_copy(build: Build, state: State, inst: Add | Copy, step: StepRef) -> State:
-    from builder import copyfrom, filecopy
+    from builder.context import copy as filecopy, fromimage as copyfrom
 
     def fail(reason: str) -> StepError:
         return StepError(step=step.number, total=step.total, instruction=step.original, reason=reason)
@@ -112,8 +112,8 @@ def _copy_from(build: Build, state: State, inst: Add | Copy, ref: str, srcs: lis
                target: str, options: CopyOptions, exclude: PatternMatcher | None, shown: str,
                settings: str, fail: Fail) -> State:
     """COPY --from: sources from another image's union (checksummed in a first helper)."""
-    from builder import copyfrom
-    from builder.layer.imagemount import image_overlay
+    from builder.context import fromimage as copyfrom
+    from builder.runtime.mount import image_overlay
     try:
         finder = getattr(build, "image_for_copy_from", None)
         image_id = finder(ref) if finder is not None else build.store.resolve(ref)
@@ -143,9 +143,9 @@ def _from_checksum(build: Build, image, image_id: str, srcs: list[str], exclude:
     import hashlib
     import json
 
-    from builder import copyfrom
+    from builder.context import fromimage as copyfrom
     from builder.layer import sandbox
-    from builder.store import atomic_write
+    from builder.store.store import atomic_write
     key = hashlib.sha256(f"{image_id}\n{srcs!r}\n{settings}".encode("utf-8", "surrogateescape")).hexdigest()
     memo = build.store.root / "cache" / f".copyfrom-{key}"
     try:
@@ -174,7 +174,7 @@ def _checksum_flag(flags: dict[str, list[str | None]], srcs: list[str], fail: Fa
 
 
 def _ignore_rules(build: Build) -> PatternMatcher:
-    from builder import dockerignore
+    from builder.context import dockerignore
     return dockerignore.load(build.options.buildfile, build.options.context)
 
 
@@ -188,7 +188,7 @@ def _heredoc_name(word: str) -> str | None:
 
 def _heredoc_item(build: Build, doc: Heredoc, env: dict[str, str]) -> Item:
     """A heredoc source: a file named like the delimiter, mode 0644, mtime 0."""
-    from builder import filecopy
+    from builder.context import copy as filecopy
     content = _expand_heredoc(doc.content, env) if doc.expand else doc.content
     path = build.staging_path() / f"heredoc-{os.urandom(6).hex()}" / doc.name
     path.parent.mkdir()

@@ -4,18 +4,18 @@ session.  Handlers live by family: stage.py (FROM, ARG), run.py, copy.py, config
 
 from __future__ import annotations
 
-from builder.build import Build, State, StepRef
+from builder.build.session import Build, State, StepRef
 from builder.buildfile.expand import ExpandError
 from builder.buildfile.instructions import (Add, Arg, Cmd, Copy, Entrypoint, Env, Expose, From,
                                             Healthcheck, Instruction, Label, Maintainer, Onbuild, Run,
                                             Shell, StopSignal, User, Volume, Workdir)
-from builder.dispatch.config import (dispatch_cmd, dispatch_entrypoint, dispatch_env, dispatch_expose,
+from builder.build.dispatch.config import (dispatch_cmd, dispatch_entrypoint, dispatch_env, dispatch_expose,
                                      dispatch_healthcheck, dispatch_label, dispatch_maintainer,
                                      dispatch_onbuild, dispatch_shell, dispatch_stopsignal, dispatch_user,
                                      dispatch_volume, dispatch_workdir)
-from builder.dispatch.copy import dispatch_copy
-from builder.dispatch.run import dispatch_run
-from builder.dispatch.stage import dispatch_arg, dispatch_from
+from builder.build.dispatch.copy import dispatch_copy
+from builder.build.dispatch.run import dispatch_run
+from builder.build.dispatch.stage import dispatch_arg, dispatch_from
 from builder.errors import BuildfileError
 
 

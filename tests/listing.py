@@ -18,7 +18,7 @@ import tarfile
 from pathlib import Path
 from typing import BinaryIO
 
-from builder.digest import CHUNK
+from builder.oci.digest import CHUNK
 from builder.errors import LayerError
 from builder.layer import whiteout
 

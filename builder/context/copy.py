@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.context import Source, walk
+from builder.context.sources import Source, walk
 from builder.errors import ContextError, LayerError
 from builder.layer.root import RootDir, remove_all
 from builder.layer.unpack import extract_archive, open_maybe_compressed
@@ -175,7 +175,7 @@ def make_workdir(merged: Path, path: str) -> None:
 def copy_items(merged: Path, items: list[Item], dest: str,
                options: CopyOptions = CopyOptions()) -> None:
     """Copy every item to ``dest`` (absolute inside the rootfs) by docker's rules."""
-    from builder.copyowner import resolve_owner
+    from builder.context.owner import resolve_owner
     with RootDir(merged) as root:
         ids = resolve_owner(root, options.chown) if options.chown else None
         owner = _Owner(ids if ids is not None or options.preserve_owner else (0, 0), options.chmod)

@@ -14,10 +14,10 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from builder.digest import chain_ids, hex_of, is_digest
+from builder.oci.digest import chain_ids, hex_of, is_digest
 from builder.errors import ArchiveError, StoreError
-from builder.image import parse_config
-from builder.store import Store
+from builder.oci.config import parse_config
+from builder.store.store import Store
 
 
 @dataclass

@@ -25,9 +25,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.digest import chain_ids, hex_of, sha256_file
+from builder.oci.digest import chain_ids, hex_of, sha256_file
 from builder.errors import StoreError
-from builder.store import Store, atomic_write
+from builder.store.store import Store, atomic_write
 
 CHUNK = 1 << 20
 
@@ -58,7 +58,7 @@ class BuildCache:
         except (FileNotFoundError, ValueError, KeyError, StoreError):
             path.unlink(missing_ok=True)
             return None
-        from builder.image import parse_config
+        from builder.oci.config import parse_config
         for chain in chain_ids(parse_config(config).diff_ids):
             if not self.layer_is_whole(chain):
                 path.unlink(missing_ok=True)

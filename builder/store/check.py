@@ -35,9 +35,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.digest import CHUNK, HashingWriter, chain_id, chain_ids, hex_of, is_digest
+from builder.oci.digest import CHUNK, HashingWriter, chain_id, chain_ids, hex_of, is_digest
 from builder.errors import ArchiveError, LayerError, StoreError
-from builder.store import SHORT_ID, Store, _owner_alive
+from builder.store.store import SHORT_ID, Store, _owner_alive
 
 
 @dataclass(frozen=True)
@@ -306,7 +306,7 @@ def _read_text(path: Path) -> str:
 
 
 def _config(store: Store, image_id: str):
-    from builder.image import parse_config
+    from builder.oci.config import parse_config
     return parse_config(store.read_blob(image_id))
 
 

@@ -26,15 +26,15 @@ from typing import BinaryIO
 
 import yaml
 
-from builder.digest import chain_ids, hex_of, is_digest
+from builder.oci.digest import chain_ids, hex_of, is_digest
 from builder.errors import ArchiveError, LayerError, StoreError
-from builder.export.layers import store_image
-from builder.image import History, ImageConfig, config_bytes, empty_config, now_rfc3339, parse_config
+from builder.store.ingest import store_image
+from builder.oci.config import History, ImageConfig, config_bytes, empty_config, now_rfc3339, parse_config
 from builder.layer import whiteout
 from builder.layer.capture import CAPABILITY_XATTR, capture
 from builder.layer.tar_writer import LayerTarWriter, new_tarinfo
 from builder.layer.unpack import extract_archive
-from builder.store import Store
+from builder.store.store import Store
 
 LAYERS_YAML = "layers.yaml"
 

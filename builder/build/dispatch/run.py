@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 
-from builder.build import Build, State, StepRef
+from builder.build.session import Build, State, StepRef
 from builder.buildfile.instructions import Heredoc, Run, ShellForm
-from builder.dispatch.common import allowed_args, argv_of, shell_of, unsupported_flag
+from builder.build.dispatch.common import allowed_args, argv_of, shell_of, unsupported_flag
 from builder.errors import StepError
 
 SCRIPT_DIR = "/.pybuild-heredoc-"      # + delimiter: a shebang heredoc's file while it runs
