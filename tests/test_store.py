@@ -9,18 +9,19 @@ import pytest
 
 from builder.oci.digest import chain_id, sha256_bytes
 from builder.errors import ImageNotFound
-from builder.oci.config import empty_config, config_bytes, manifest_bytes
+from builder.oci.config import empty_config, config_bytes
+from builder.oci.manifest import manifest_bytes
 from builder.layer.capture import capture
 from builder.store.store import Store, normalize_tag
 
 
 def commit(store: Store, tmp_path: Path, files: dict[str, bytes], parent: str | None = None):
     """Capture a small dir as a layer and commit it; returns its LayerInfo."""
-    src = store.staging_dir("test")
+    src = store.scratch_dir("test")
     for name, data in files.items():
         (src / name).write_bytes(data)
         os.utime(src / name, (1_600_000_000, 1_600_000_000))   # the same tar, whatever second it is
-    tar = store.staging_dir("tar") / "layer.tar"
+    tar = store.scratch_dir("tar") / "layer.tar"
     with open(tar, "wb") as out:
         cap = capture(src, out)
     return store.commit_layer(chain_id=chain_id(parent, cap.diff_id), diff_id=cap.diff_id,
@@ -66,7 +67,7 @@ def test_a_new_store_sweeps_what_crashed_writers_left(tmp_path, leftover):
 
 def test_a_live_writers_staging_is_not_swept(tmp_path):
     store = Store(tmp_path)
-    mine = store.staging_dir("build")
+    mine = store.scratch_dir("build")
     Store(tmp_path)                              # another process opening the store
     assert mine.is_dir()
 

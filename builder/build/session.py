@@ -75,7 +75,7 @@ class Build:
         self.store = store
         self.options = options
         self.log = log
-        self._stage: Path | None = None
+        self._scratch: Path | None = None
         self.escape = "\\"                        # the Buildfile's escape character
         self.explanations: list[explain.StepExplanation] = []
         self._step: StepRef | None = None
@@ -100,7 +100,7 @@ class Build:
         total = len(buildfile.instructions)
         plan = self._plan = stages.plan(buildfile, self.options.target)
         self.stage_names = [s.name for s in plan.stages]
-        with self.store.in_use(), self._staging():
+        with self.store.in_use(), self._holding_scratch():
             for n, inst in plan.meta_args:
                 self._step = StepRef(n, total, inst.original)
                 self.log.step(n, total, inst.original)
@@ -158,9 +158,9 @@ class Build:
                 self.log.note(f"building stage {self._plan.stages[index].label} for --from={value}")
                 try:
                     with contextlib.ExitStack() as outside_run:     # called after run() returned
-                        if self._stage is None:
+                        if self._scratch is None:
                             outside_run.enter_context(self.store.in_use())
-                            outside_run.enter_context(self._staging())
+                            outside_run.enter_context(self._holding_scratch())
                         self._build_stage(self._plan.stages[index], saved[1].total if saved[1] else 0)
                 finally:
                     self.current_stage, self._step = saved
@@ -290,10 +290,10 @@ class Build:
                                        author=state.maintainer))
         return replace(state, config=cfg)
 
-    def staging_path(self) -> Path:
-        """This build's staging dir (removed when the build ends), e.g. for downloads."""
-        assert self._stage is not None
-        return self._stage
+    def scratch_path(self) -> Path:
+        """This build's scratch dir (removed when the build ends), e.g. for downloads."""
+        assert self._scratch is not None
+        return self._scratch
 
     def image_id_of(self, cfg: ImageConfig) -> str:
         return sha256_bytes(img.config_bytes(cfg))
@@ -339,13 +339,13 @@ class Build:
         return img.now_rfc3339() if epoch is None else img.rfc3339_of(epoch)
 
     @contextlib.contextmanager
-    def _staging(self) -> Iterator[None]:
-        self._stage = self.store.staging_dir("build")
+    def _holding_scratch(self) -> Iterator[None]:
+        self._scratch = self.store.scratch_dir("build")
         try:
             yield
         finally:
-            shutil.rmtree(self._stage, ignore_errors=True)
-            self._stage = None
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
     def _stack(self, state: State) -> LayerStack:
         from builder.layer.stack import LayerStack
@@ -354,8 +354,8 @@ class Build:
     def _layer_step(self, state: State, created_by: str,
                     action: Callable[[OverlayMount, Path], OverlayMount]) -> State:
         from builder.layer.overlay import OverlayMount
-        assert self._stage is not None
-        step_dir = Path(self._stage) / f"step-{secrets.token_hex(4)}"
+        assert self._scratch is not None
+        step_dir = Path(self._scratch) / f"step-{secrets.token_hex(4)}"
         step_dir.mkdir()
         try:
             for sub in ("upper", "work", "merged", "empty"):

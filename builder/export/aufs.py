@@ -64,12 +64,12 @@ def export_layers(store: Store, image_id: str, dest: Path) -> list[ExportedLayer
             raise StoreError(f"export-layers: layer {chain} is not in the store")
     described = json.loads(json.dumps(describe_layers(store, image_id)))   # plain JSON types
     _require_empty_dir(dest)
-    stage = store.staging_dir("export-layers")
+    scratch = store.scratch_dir("export-layers")
     try:
         (dest / "diff").mkdir()
         (dest / "layers").mkdir()
         for i, chain in enumerate(chains):
-            _export_one(store, chain, dest / "diff" / hex_of(chain), stage / "layer.tar")
+            _export_one(store, chain, dest / "diff" / hex_of(chain), scratch / "layer.tar")
             below = [hex_of(c) for c in reversed(chains[:i])]
             (dest / "layers" / hex_of(chain)).write_text("".join(f"{h}\n" for h in below))
         branches = [f"{dest / 'diff' / hex_of(c)}=ro+wh\n" for c in reversed(chains)]
@@ -81,7 +81,7 @@ def export_layers(store: Store, image_id: str, dest: Path) -> list[ExportedLayer
     except OSError as e:
         raise ArchiveError(f"export-layers {dest}: {e.filename or ''}: {e.strerror}") from e
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
     return [ExportedLayer(hex_of(c), d.get("created_by") or "") for c, d in zip(chains, described)]
 
 
@@ -168,11 +168,11 @@ def import_layers(store: Store, src: Path) -> str:
     for d in dirs:
         if not d.is_dir() or d.is_symlink():
             raise ArchiveError(f"import-layers: {d} is not a directory")
-    stage = store.staging_dir("import-layers")
+    scratch = store.scratch_dir("import-layers")
     try:
         tars, diff_ids = [], []
         for i, d in enumerate(dirs):
-            tars.append(stage / f"{i}.tar")
+            tars.append(scratch / f"{i}.tar")
             with open(tars[-1], "wb") as out:
                 diff_ids.append(tar_aufs_dir(d, out))
         original = None
@@ -184,7 +184,7 @@ def import_layers(store: Store, src: Path) -> str:
     except OSError as e:
         raise ArchiveError(f"import-layers {src}: {e.filename or ''}: {e.strerror}") from e
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _config(original: ImageConfig | None, diff_ids: list[str], created_by: list[str]) -> ImageConfig:

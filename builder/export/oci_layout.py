@@ -23,7 +23,8 @@ from builder.errors import ArchiveError
 from builder.export.archive import ArchiveReader, ArchiveWriter
 from builder.store.ingest import store_image
 from builder.export.reference import TaggedRef, parse_tagged
-from builder.oci.config import INDEX_TYPES, MANIFEST_TYPES, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST, host_architecture
+from builder.oci.config import host_architecture
+from builder.oci.manifest import INDEX_TYPES, MANIFEST_TYPES, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST
 from builder.store.store import Store
 
 LAYOUT_FILE = "oci-layout"

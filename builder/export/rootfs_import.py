@@ -1,6 +1,6 @@
 """``import_rootfs``: a root filesystem tarball becomes a one-layer image, as ``docker import``.
 
-The tarball (plain, gzip, bzip2 or xz) is unpacked into a staging dir and the dir is captured
+The tarball (plain, gzip, bzip2 or xz) is unpacked into a scratch dir and the dir is captured
 again, so the stored layer is pybuild's canonical tar of what was unpacked (docker also
 re-serialises an imported tarball: its diffID is not the digest of the file given).
 """
@@ -12,7 +12,8 @@ from pathlib import Path
 
 from builder.oci.digest import sha256_bytes
 from builder.errors import ArchiveError, LayerError
-from builder.oci.config import History, ImageConfig, RunConfig, config_bytes, host_architecture, manifest_bytes, now_rfc3339
+from builder.oci.config import History, ImageConfig, RunConfig, config_bytes, host_architecture, now_rfc3339
+from builder.oci.manifest import manifest_bytes
 from builder.layer.capture import capture
 from builder.layer.unpack import open_maybe_compressed, unpack_layer
 from builder.store.store import Store
@@ -24,8 +25,8 @@ def import_rootfs(store: Store, tar_path: str | Path, ref: str | None) -> str:
     The config has the host architecture, os linux, an empty run config (no Env, no Cmd) and one
     history entry "Imported from <file name>"."""
     path = Path(tar_path)
-    stage = store.staging_dir("import")
-    tmp = stage.with_name(stage.name + ".tar")      # under tmp/, removed with the stage on failure
+    scratch = store.scratch_dir("import")
+    tmp = scratch.with_name(scratch.name + ".tar")      # under tmp/, removed with the scratch on failure
     committed = False
     try:
         try:
@@ -36,18 +37,18 @@ def import_rootfs(store: Store, tar_path: str | Path, ref: str | None) -> str:
             raise ArchiveError(f"import {path}: not a tar archive (plain, gzip, bzip2 or xz)")
         with stream:
             try:
-                unpack_layer(stream, stage)
+                unpack_layer(stream, scratch)
             except LayerError as e:
                 raise ArchiveError(f"import {path}: {e}") from e
         with open(tmp, "xb") as out:
-            layer = capture(stage, out)
+            layer = capture(scratch, out)
             out.flush()
         info = store.commit_layer(chain_id=layer.diff_id, diff_id=layer.diff_id, parent=None,
-                                  unpacked=stage, tar_path=tmp, size=layer.size)
+                                  unpacked=scratch, tar_path=tmp, size=layer.size)
         committed = True
     finally:
         if not committed:
-            shutil.rmtree(stage, ignore_errors=True)
+            shutil.rmtree(scratch, ignore_errors=True)
             tmp.unlink(missing_ok=True)
     now = now_rfc3339()
     cfg = ImageConfig(architecture=host_architecture(), os="linux", config=RunConfig(),

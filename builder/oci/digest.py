@@ -30,6 +30,11 @@ def hex_of(digest: str) -> str:
     return digest[7:]
 
 
+def short_id(digest: str) -> str:
+    """The 12 hex digits docker shows for an ID or digest (``sha256:`` dropped)."""
+    return digest.removeprefix("sha256:")[:12]
+
+
 def sha256_bytes(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 

@@ -21,7 +21,7 @@ from builder.registry import RegistryError
 from builder.registry.auth import BearerToken, Challenge, Credentials, parse_www_authenticate, token_from_response
 from builder.registry.reference import RegistryRef
 
-from builder.oci.config import INDEX_TYPES, MANIFEST_TYPES
+from builder.oci.manifest import INDEX_TYPES, MANIFEST_TYPES
 ACCEPT = ", ".join(INDEX_TYPES + MANIFEST_TYPES)
 CHUNK = 64 << 10                 # network reads: a broken transfer keeps all but the last
 RETRIES = 3

@@ -23,7 +23,8 @@ import requests
 from builder.oci.digest import chain_ids, is_digest
 from builder.errors import ArchiveError
 from builder.store.ingest import store_layer_from_tar
-from builder.oci.config import INDEX_TYPES, host_architecture, parse_config
+from builder.oci.config import host_architecture, parse_config
+from builder.oci.manifest import INDEX_TYPES
 from builder.registry import RegistryError
 from builder.registry.client import open_client
 from builder.registry.records import CompressedBlob, remember_compressed, remember_repo
@@ -92,15 +93,15 @@ def pull(store: Store, reference: str | RegistryRef, *, insecure: bool = False,
     with store.in_use():
         todo = [i for i, c in enumerate(chains) if not store.has_layer(c)]
         result.present = [layers[i]["digest"] for i in range(len(layers)) if i not in todo]
-        stage = store.staging_dir("pull")
+        scratch = store.scratch_dir("pull")
         try:
-            files = _download(client, ref, layers, todo, stage, workers, bar)
+            files = _download(client, ref, layers, todo, scratch, workers, bar)
             with ThreadPoolExecutor(max(1, min(workers, len(todo) or 1))) as pool:
                 list(pool.map(lambda i: _store_layer(store, ref, layers[i], files[i], cfg.diff_ids[i],
                                                      chains[i - 1] if i else None, i), todo))
             image_id = store.put_config(config, cfg.diff_ids)
         finally:
-            shutil.rmtree(stage, ignore_errors=True)
+            shutil.rmtree(scratch, ignore_errors=True)
     for d in layers + [config_desc]:
         remember_repo(store, ref.domain, d["digest"], ref.path)
     result.fetched = [layers[i]["digest"] for i in todo]
@@ -110,12 +111,12 @@ def pull(store: Store, reference: str | RegistryRef, *, insecure: bool = False,
     return result
 
 
-def _download(client, ref: RegistryRef, layers: list[dict], todo: list[int], stage: Path,
+def _download(client, ref: RegistryRef, layers: list[dict], todo: list[int], scratch: Path,
               workers: int, bar: ProgressBar | None) -> dict[int, Path]:
-    """Fetch the blobs of layers ``todo`` into ``stage`` in parallel; all or nothing."""
+    """Fetch the blobs of layers ``todo`` into ``scratch`` in parallel; all or nothing."""
     def one(i: int) -> Path:
         d = layers[i]
-        dest = stage / f"layer-{i}"
+        dest = scratch / f"layer-{i}"
         with (bar(d["digest"][7:19], d["size"]) if bar else nullcontext(None)) as done:
             client.fetch_blob(ref.path, d["digest"], d["size"], dest, on_progress=done)
         return dest

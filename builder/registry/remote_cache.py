@@ -31,7 +31,8 @@ from builder.store.cache import BuildCache
 from builder.oci.digest import chain_ids, is_digest, sha256_bytes
 from builder.errors import PybuildError
 from builder.store.ingest import store_layer_from_tar
-from builder.oci.config import INDEX_TYPES, MEDIA_OCI_MANIFEST, parse_config
+from builder.oci.config import parse_config
+from builder.oci.manifest import INDEX_TYPES, MEDIA_OCI_MANIFEST
 from builder.registry import RegistryError
 from builder.registry.client import open_client
 from builder.registry.pull import LAYER_TYPES
@@ -225,9 +226,9 @@ class RemoteCache:
             desc = self.layers.get(diff_id)
             if desc is None:
                 raise RegistryError(f"the cache has no blob for layer {diff_id}")
-            stage = self.store.staging_dir("cache")
+            scratch = self.store.scratch_dir("cache")
             try:
-                path = stage / "blob"
+                path = scratch / "blob"
                 client.fetch_blob(ref.path, desc["digest"], desc["size"], path)
                 self.fetched.append(desc["digest"])
                 label = f"{ref.full} cache layer {desc['digest']}"
@@ -245,4 +246,4 @@ class RemoteCache:
                                         CompressedBlob(desc["digest"], desc["size"], compression))
                 remember_repo(self.store, ref.domain, desc["digest"], ref.path)
             finally:
-                shutil.rmtree(stage, ignore_errors=True)
+                shutil.rmtree(scratch, ignore_errors=True)

@@ -4,7 +4,7 @@
 ``<store>/containers/<NAME>/upper`` (an overlay upper dir: whiteouts as 0:0 char devices,
 opaque dirs by xattr), so that ``pybuild diff NAME`` shows and ``pybuild commit NAME IMAGE``
 keeps what the command created, changed and deleted.  Without ``--keep`` the writable layer
-lives in the store's staging area and is gone when the command ends.
+lives in the store's scratch area and is gone when the command ends.
 """
 
 from __future__ import annotations
@@ -58,11 +58,11 @@ def command_for(cfg: img.ImageConfig, args: list[str]) -> tuple[str, ...]:
 
 def create(store: Store, image_ref: str, args: list[str], *, name: str | None) -> Container:
     """A new container of ``image_ref``: kept under containers/NAME when ``name`` is given,
-    else in a staging dir that the caller removes (``discard``)."""
+    else in a scratch dir that the caller removes (``discard``)."""
     image_id = store.resolve(image_ref)
     command = command_for(img.parse_config(store.image_config(image_id)), args)
     if name is None:
-        path = store.staging_dir("container")
+        path = store.scratch_dir("container")
     else:
         if not _NAME.match(name):
             raise PybuildError(f"invalid container name {name!r}: use letters, digits, '_', '.', '-'")
@@ -102,7 +102,7 @@ def run(store: Store, container: Container) -> int:
     """Run the container's command with pybuild's own stdio; returns its exit status."""
     cfg = img.parse_config(store.image_config(container.image_id))
     chains = chain_ids(cfg.diff_ids)
-    scratch = store.staging_dir("run")
+    scratch = store.scratch_dir("run")
     try:
         stack = LayerStack(tuple(store.layer_dir(c) for c in reversed(chains)))
         sandbox.make_init_layer(scratch / "init", stack, sandbox.host_files())
@@ -128,7 +128,7 @@ def commit(store: Store, container: Container, ref: str | None, *, message: str 
     for chain in chains:
         if not store.has_layer(chain):
             raise StoreError(f"layer {chain} of {container.image_id} is missing from the store")
-    scratch = store.staging_dir("commit")
+    scratch = store.scratch_dir("commit")
     try:
         tar = scratch / "layer.tar"
         with open(tar, "wb") as out:

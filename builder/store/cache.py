@@ -131,7 +131,7 @@ class FileHashes:
         with open(path, "rb") as f:
             while chunk := f.read(CHUNK):
                 h.update(chunk)
-        if not key.startswith(os.fsdecode(self._root) + "/"):     # not downloads in staging
+        if not key.startswith(os.fsdecode(self._root) + "/"):     # not downloads in scratch dirs
             self._known[key] = stamp + [h.hexdigest()]
             self._dirty = True
         return h.hexdigest()

@@ -8,7 +8,7 @@ What is checked (each failure is one ``Problem``, one line of output):
   ``chain_id(parent, diff_id)`` and names the dir, whose parent layer exists, whose diff_id
   blob exists, and whose ``diff/`` re-captures to the diffID (capture.py into a hasher).
   Layers not made by capture (pulled, loaded) re-capture differently byte for byte; for
-  those the blob is unpacked into staging and both dirs are captured with every mtime
+  those the blob is unpacked into a scratch dir and both dirs are captured with every mtime
   clamped to 0: equal tars mean the dir holds exactly what the blob says, file contents,
   modes, owners, xattrs and whiteouts included;
 - ``l/`` links: each points at an existing layer's ``diff`` dir;
@@ -79,7 +79,7 @@ class _Checker:
         self.bad_layers: set[str] = set()
 
     def run(self) -> list[Problem]:
-        self._staging()
+        self._stale_scratch()
         self._blobs()
         refs = self._refs()
         self._layers(refs)
@@ -93,7 +93,7 @@ class _Checker:
         self.problems.append(Problem(os.path.relpath(path, self.root), what, repaired))
 
     # -- tmp/ --------------------------------------------------------------------------------
-    def _staging(self) -> None:
+    def _stale_scratch(self) -> None:
         for entry in sorted((self.root / "tmp").iterdir()):
             if entry.name.startswith("live-") and _owner_alive(entry):
                 continue
@@ -183,13 +183,13 @@ class _Checker:
             if capture(diff, HashingWriter(None)).diff_id == diff_id:
                 return None
             ours = capture(diff, HashingWriter(None), mtime_clamp=0).diff_id
-            stage = self.store.staging_dir("check")
+            scratch = self.store.scratch_dir("check")
             try:
                 with self.store.open_blob(diff_id) as f:
-                    unpack_layer(f, stage / "diff")
-                theirs = capture(stage / "diff", HashingWriter(None), mtime_clamp=0).diff_id
+                    unpack_layer(f, scratch / "diff")
+                theirs = capture(scratch / "diff", HashingWriter(None), mtime_clamp=0).diff_id
             finally:
-                _remove(stage)
+                _remove(scratch)
         except (LayerError, StoreError) as e:
             return f"diff/ could not be compared with its blob: {e}"
         return None if ours == theirs else f"diff/ does not hold what layer blob {diff_id} holds"

@@ -2,7 +2,7 @@
 
 One pass over each stream: the (possibly compressed) bytes are hashed as they arrive (blob
 digest), decompressed on the fly, teed into a temp file under the store's tmp/ (the layer blob,
-whose digest is the diffID) and unpacked into a staging dir in overlay format.  Nothing is
+whose digest is the diffID) and unpacked into a scratch dir in overlay format.  Nothing is
 committed until the diffID has been verified.
 """
 
@@ -22,7 +22,8 @@ from typing import BinaryIO, ContextManager
 
 from builder.oci.digest import CHUNK, HashingReader, HashingWriter, chain_id, is_digest, sha256_bytes
 from builder.errors import ArchiveError, LayerError, PybuildError
-from builder.oci.config import manifest_bytes, parse_config
+from builder.oci.config import parse_config
+from builder.oci.manifest import manifest_bytes
 from builder.layer.unpack import unpack_layer
 from builder.store.store import LayerInfo, Store
 
@@ -116,7 +117,7 @@ def store_layer_from_tar(store: Store, stream: BinaryIO, *, parent_chain: str | 
             _verify(label, expected_diff_id, plain.digest, expected_digest, raw.digest)
             return store.layer_info(chain)
 
-    stage = store.staging_dir("unpack")
+    scratch = store.scratch_dir("unpack")
     fd, tmp_name = tempfile.mkstemp(dir=store.root / "tmp", prefix=f"live-{os.getpid()}-layer-")
     tmp = Path(tmp_name)
     committed = False
@@ -125,19 +126,19 @@ def store_layer_from_tar(store: Store, stream: BinaryIO, *, parent_chain: str | 
             plain = HashingWriter(blob)
             with _reading(label):
                 tee = _Tee(decompressed(raw), plain)          # type: ignore[arg-type]
-                unpack_layer(tee, stage)                      # type: ignore[arg-type]
+                unpack_layer(tee, scratch)                      # type: ignore[arg-type]
                 tee.drain()          # what unpack left unread (tar padding) is still the blob
                 raw.drain()
             blob.flush()
         _verify(label, expected_diff_id, plain.digest, expected_digest, raw.digest)
         info = store.commit_layer(chain_id=chain_id(parent_chain, plain.digest),
                                   diff_id=plain.digest, parent=parent_chain,
-                                  unpacked=stage, tar_path=tmp, size=plain.size)
+                                  unpacked=scratch, tar_path=tmp, size=plain.size)
         committed = True
         return info
     finally:
         if not committed:
-            shutil.rmtree(stage, ignore_errors=True)
+            shutil.rmtree(scratch, ignore_errors=True)
             tmp.unlink(missing_ok=True)
 
 

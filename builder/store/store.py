@@ -10,7 +10,7 @@ Layout under the store root (default /var/lib/pybuild, or $PYBUILD_ROOT):
     l/<16 hex>                  short symlink to a layer's diff dir, to keep mount options short
     images/<id-hex>             the manifest digest of each stored image
     tags.json                   {"name:tag": "sha256:<image id>"}
-    tmp/                        staging on the same filesystem, so commits are a rename
+    tmp/                        scratch dirs on the same filesystem, so commits are a rename
     lock                        flock(2) for writers
 
 Contracts: every write is temp + rename, so a reader sees a blob, layer or tag whole or not at
@@ -90,7 +90,7 @@ class Store:
             yield
 
     def _sweep_tmp(self) -> None:
-        """Remove staging left by crashed writers; only when nobody else is using the store."""
+        """Remove scratch dirs left by crashed writers; only when nobody else is using the store."""
         fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             try:
@@ -104,7 +104,7 @@ class Store:
         finally:
             os.close(fd)
 
-    def staging_dir(self, prefix: str = "stage") -> Path:
+    def scratch_dir(self, prefix: str = "scratch") -> Path:
         """A fresh directory under tmp/ (same filesystem as the store); the caller removes it.
 
         Its name records our pid, so a concurrent Store() does not sweep it while we live."""
@@ -206,14 +206,14 @@ class Store:
             if self.has_layer(chain_id):
                 shutil.rmtree(unpacked, ignore_errors=True)
                 return info
-            stage = self.staging_dir("layer")
-            os.rename(unpacked, stage / "diff")
-            (stage / "meta.json").write_text(json.dumps(
+            scratch = self.scratch_dir("layer")
+            os.rename(unpacked, scratch / "diff")
+            (scratch / "meta.json").write_text(json.dumps(
                 {"diff_id": diff_id, "parent": parent, "size": size}, sort_keys=True))
             target = self.layer_root(chain_id)
             if target.exists():            # a half-made dir from before a crash
                 shutil.rmtree(target)
-            os.rename(stage, target)
+            os.rename(scratch, target)
             link = self.root / self.short_layer_path(chain_id)
             tmp_link = self.root / "tmp" / f"live-{os.getpid()}-link"
             tmp_link.unlink(missing_ok=True)
@@ -233,7 +233,7 @@ class Store:
         """Store an image whose layers are all in the store already: writes its config and an
         OCI manifest of uncompressed layers (base first); returns the image ID."""
         from builder.oci.digest import chain_ids
-        from builder.oci.config import manifest_bytes
+        from builder.oci.manifest import manifest_bytes
         layers = [(d, self.layer_info(c).size) for d, c in zip(diff_ids, chain_ids(diff_ids))]
         manifest = manifest_bytes(config_digest=sha256_bytes(config_bytes),
                                   config_size=len(config_bytes), layers=layers)

@@ -8,7 +8,7 @@ from builder.build.session import Build, State, StepRef
 from builder.buildfile import expand as expansion
 from builder.buildfile.instructions import Add, Command, Copy, ExecForm, Run, ShellForm
 from builder.errors import StepError
-from builder.oci.config import DEFAULT_SHELL, created_by_nop, nop_prefix
+from builder.oci.createdby import DEFAULT_SHELL, created_by_nop, nop_prefix
 
 SHELL = DEFAULT_SHELL
 

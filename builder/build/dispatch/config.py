@@ -15,7 +15,7 @@ from builder.buildfile.instructions import (Cmd, Entrypoint, Env, ExecForm, Expo
                                             Maintainer, Onbuild, Shell, StopSignal, User, Volume, Workdir)
 from builder.build.dispatch.common import argv_of, env_of, expand, expand_words, nop, nop1, shell_of
 from builder.errors import StepError
-from builder.oci.config import go_duration, go_quote, go_quote_list, go_quote_rune
+from builder.oci.createdby import go_duration, go_quote, go_quote_list, go_quote_rune
 
 
 def dispatch_cmd(build: Build, state: State, inst: Cmd) -> State:

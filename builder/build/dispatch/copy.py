@@ -90,7 +90,7 @@ def dispatch_copy(build: Build, state: State, inst: Add | Copy, step: StepRef) -
         if is_url(src):
             if not is_add:
                 raise fail(f"source can't be a URL for COPY: {src}")
-            items.append(filecopy.download(src, build.staging_path(), want_sha))
+            items.append(filecopy.download(src, build.scratch_path(), want_sha))
             continue
         for source in copyfrom.apply_exclude(context.resolve(src), exclude):
             items.append(filecopy.Item(source=source, extract=is_add and filecopy.is_archive(source)))
@@ -119,7 +119,7 @@ def _copy_from(build: Build, state: State, inst: Add | Copy, ref: str, srcs: lis
         image_id = finder(ref) if finder is not None else build.store.resolve(ref)
     except PybuildError as e:
         raise fail(f"--from={ref}: {e}") from None
-    mount_dir = build.staging_path() / f"from-{os.urandom(4).hex()}"
+    mount_dir = build.scratch_path() / f"from-{os.urandom(4).hex()}"
     mount_dir.mkdir()
     try:
         image = image_overlay(build.store, image_id, str(mount_dir))
@@ -190,7 +190,7 @@ def _heredoc_item(build: Build, doc: Heredoc, env: dict[str, str]) -> Item:
     """A heredoc source: a file named like the delimiter, mode 0644, mtime 0."""
     from builder.context import copy as filecopy
     content = _expand_heredoc(doc.content, env) if doc.expand else doc.content
-    path = build.staging_path() / f"heredoc-{os.urandom(6).hex()}" / doc.name
+    path = build.scratch_path() / f"heredoc-{os.urandom(6).hex()}" / doc.name
     path.parent.mkdir()
     path.write_bytes(content.encode("utf-8", "surrogateescape"))
     os.chmod(path, 0o644)
