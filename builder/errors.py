@@ -6,6 +6,8 @@ them into messages and exit codes.  Anything else escaping is an internal error 
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class PybuildError(Exception):
     """Root of every expected failure.  ``exit_code`` is what cli.py exits with."""
@@ -28,6 +30,12 @@ class BuildfileError(PybuildError):
         self.source_line = source_line
         self.hint = hint
 
+    @classmethod
+    def at(cls, pos: Any, message: str, *, hint: str | None = None) -> BuildfileError:
+        """The error at an instruction's ``Position`` (file, line, column, source line)."""
+        return cls(message, file=pos.file, line=pos.line, column=pos.column,
+                   source_line=pos.source_line, hint=hint)
+
     def __str__(self) -> str:
         text = f"{self.file}:{self.line}:{self.column}: {self.message}"
         if self.source_line:
@@ -36,6 +44,13 @@ class BuildfileError(PybuildError):
         if self.hint:
             text += f"\n{self.hint}"
         return text
+
+
+class ExpandError(PybuildError):
+    """A word could not be expanded (missing quote or ``}``, bad substitution, ``${v?}``).
+    Pure expansion raises it without a position; the dispatcher makes it a BuildfileError."""
+
+    exit_code = 2
 
 
 class UsageError(PybuildError):

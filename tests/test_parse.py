@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from builder.buildfile import instructions as ins
 from builder.buildfile.dump import dump
-from builder.buildfile.heredoc import script
+from builder.buildfile.heredoc import run_argv
 from builder.buildfile.grammar import parser
 from builder.buildfile.parse import parse_buildfile, parse_file
 from builder.errors import BuildfileError, UsageError
@@ -166,8 +166,8 @@ def test_onbuild_trigger_and_nested_positions() -> None:
 def test_heredoc_script_reassembles_line_and_bodies() -> None:
     run = _parse("FROM a\nRUN <<A cat - && cat <<-B\none\nA\n\ttwo\n\tB\n").instructions[1]
     assert run.command == ins.ShellForm("<<A cat - && cat <<-B")
-    assert script(run.command.text, run.heredocs) == "<<A cat - && cat <<-B\none\nA\ntwo\nB\n"
-    assert script("echo", ()) == "echo"
+    assert run_argv(run.command.text, run.heredocs, ("/bin/sh", "-c")) == (
+        ("/bin/sh", "-c", "<<A cat - && cat <<-B\none\nA\ntwo\nB\n"), None)
 
 
 def test_meta_args_then_stages() -> None:

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from builder.build.session import Build, BuildOptions
+from builder.build.session import Build
+from builder.build.state import BuildOptions
 from builder.buildfile.parse import parse_buildfile
 from builder.build.log import BuildLog
-from builder.errors import StepError
+from builder.errors import ImageNotFound
 from builder.oci.config import parse_config
 from builder.store.store import Store
 from conftest import pybuild
@@ -100,13 +101,13 @@ def test_image_for_copy_from(session_store, tmp_path):
     assert parse_config(store.image_config(first)).history[-1].created_by == "/bin/sh -c echo 1 > /one"
     assert parse_config(store.image_config(session.image_for_copy_from("1"))).diff_ids == ()
     assert session.image_for_copy_from(BASE) == store.resolve(BASE)
-    with pytest.raises(StepError):
+    with pytest.raises(ImageNotFound, match="the current or a later stage"):
         session.image_for_copy_from("2")          # the current stage
     assert final not in (first, session.image_for_copy_from("1"))
 
 
 def test_stage_needed_by_copy_from_is_built(session_store, tmp_path):
-    from builder.build.dispatch.stage import plan
+    from builder.build.plan import plan
     text = (f"FROM {BASE} AS a\nFROM {BASE} AS b\nFROM {BASE} AS c\nCOPY --from=b /x /x\n"
             f"FROM c\nCOPY --from=0 /y /y\n")
     p = plan(parse_buildfile(text, file="Buildfile"), None)

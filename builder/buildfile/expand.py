@@ -16,9 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-
-class ExpandError(ValueError):
-    """A word could not be expanded (missing quote or ``}``, bad substitution, ``${v?}``)."""
+from builder.errors import ExpandError
 
 
 def split_words(text: str, *, escape: str = "\\") -> list[str]:

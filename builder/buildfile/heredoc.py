@@ -1,19 +1,58 @@
-"""Putting heredoc bodies back after their line, the way BuildKit hands a RUN with heredocs to
-the shell (and the text pybuild records as that step's created_by).
+"""Heredocs after the parser: what a RUN with heredocs runs, which source word of ADD/COPY is
+a heredoc, and how a heredoc body is expanded.  Pure.
 
-The parser keeps ``ShellForm.text`` as the line was written (``<<EOF cat``) and each body in
-``Heredoc.content`` (tabs already stripped for ``<<-``); :func:`script` joins them again:
-the line, a newline, then every body followed by its terminator line, in order.
-[docker: moby/buildkit frontend/dockerfile/dockerfile2llb/convert.go dispatchRun]
+A RUN with a lone heredoc (``RUN <<EOF`` … ``EOF``) runs its body: with the SHELL, or, when it
+starts with ``#!``, as a script file of its own.  A RUN whose line has other words gets the
+line, the bodies and their terminators as one shell script, and the shell does the heredoc
+processing.  [docker: moby/buildkit frontend/dockerfile/dockerfile2llb/convert.go dispatchRun]
 """
 
 from __future__ import annotations
 
+import re
+
 from builder.buildfile.instructions import Heredoc
 
+SCRIPT_DIR = "/.pybuild-heredoc-"      # + delimiter: a shebang heredoc's file while it runs
+_LONE_HEREDOC = re.compile(r"\d*<<-?\s*(\S+)\Z")
+_VAR = re.compile(r"\\\$|\$\{(\w+)(?::([-+])([^}]*))?\}|\$(\w+)")
 
-def script(text: str, heredocs: tuple[Heredoc, ...]) -> str:
-    """``text`` followed by the heredoc bodies and terminators (``text`` alone if none)."""
-    if not heredocs:
-        return text
-    return text + "\n" + "".join(f"{h.content}{h.name}\n" for h in heredocs)
+
+def run_argv(text: str, heredocs: tuple[Heredoc, ...],
+             shell: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, bytes] | None]:
+    """(argv, script file) for a shell-form RUN ``text`` with ``heredocs``: the script file is
+    (absolute path, body) for a ``#!`` body that runs as a file, else None."""
+    if len(heredocs) == 1 and _LONE_HEREDOC.match(text.strip()):
+        body = heredocs[0].content
+        if body.startswith("#!"):
+            path = SCRIPT_DIR + re.sub(r"[^A-Za-z0-9_.-]", "_", heredocs[0].name)
+            return (path,), (path, body.encode("utf-8", "surrogateescape"))
+        return tuple(shell) + (body,), None
+    script = text + "\n" + "".join(
+        h.content + ("" if h.content.endswith("\n") or not h.content else "\n") + h.name + "\n"
+        for h in heredocs)
+    return tuple(shell) + (script,), None
+
+
+def source_name(word: str) -> str | None:
+    """``<<EOF`` / ``<<-EOF`` / ``<<"EOF"`` / ``<<E'O'F`` → ``EOF`` (quoting any part of the
+    delimiter only turns expansion off); None for a word that is no heredoc."""
+    if not word.startswith("<<"):
+        return None
+    return word[2:].lstrip("-").replace("'", "").replace('"', "")
+
+
+def expand_body(text: str, env: dict[str, str]) -> str:
+    """``$V``, ``${V}``, ``${V:-x}``, ``${V:+x}`` in a heredoc body; quotes are kept, ``\\$``
+    is a literal ``$``."""
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "\\$":
+            return "$"
+        name, op, word = m.group(1) or m.group(4), m.group(2), m.group(3)
+        value = env.get(name, "")
+        if op == "-":
+            return value or word
+        if op == "+":
+            return word if value else ""
+        return value
+    return _VAR.sub(sub, text)

@@ -12,7 +12,8 @@ from builder.commands import store_of
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from builder.build.session import Build, BuildOptions
+    from builder.build.session import Build
+    from builder.build.state import BuildOptions
     from builder.buildfile.parse import parse_file
     from builder.build.log import BuildLog
 

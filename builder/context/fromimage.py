@@ -9,18 +9,15 @@ unless ``--chown`` is given.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from builder.context.sources import BuildContext, Source
+from builder.context.checksum import checksum
+from builder.context.copy import CopyOptions, Item, copy_items
+from builder.context.sources import BuildContext, Source, apply_exclude
 from builder.context.dockerignore import PatternMatcher
 from builder.errors import ContextError
 from builder.layer import overlay
 from builder.layer.overlay import OverlayMount
-
-if TYPE_CHECKING:
-    from builder.context.copy import CopyOptions
 
 
 def resolve_sources(root: Path, srcs: list[str], exclude: PatternMatcher | None) -> list[Source]:
@@ -34,16 +31,8 @@ def resolve_sources(root: Path, srcs: list[str], exclude: PatternMatcher | None)
     return found
 
 
-def apply_exclude(sources: list[Source], exclude: PatternMatcher | None) -> list[Source]:
-    """``--exclude``: drop sources whose name it matches; the rest skip matching entries."""
-    if not exclude:
-        return sources
-    return [replace(s, exclude=exclude) for s in sources if not (s.name and exclude.excluded(s.name))]
-
-
 def source_checksum(root: Path, srcs: list[str], exclude: PatternMatcher | None) -> tuple[str, int]:
     """In a helper with the image mounted on ``root``: (created_by checksum, source count)."""
-    from builder.context.copy import Item, checksum
     items = [Item(source=s) for s in resolve_sources(root, srcs, exclude)]
     return checksum(items), len(items)
 
@@ -51,7 +40,6 @@ def source_checksum(root: Path, srcs: list[str], exclude: PatternMatcher | None)
 def copy_from_image(merged: Path, image: OverlayMount, srcs: list[str], dest: str,
                     options: CopyOptions, exclude: PatternMatcher | None) -> None:
     """In the step's helper: mount ``image`` read-only, copy ``srcs`` into ``merged``, unmount."""
-    from builder.context.copy import Item, copy_items
     overlay.mount_overlay(image)
     try:
         items = [Item(source=s) for s in resolve_sources(Path(image.target), srcs, exclude)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from builder.errors import ContextError, LayerError
-from builder.layer.root import RootDir
+from builder.layer.root import RootDir, resolve_in_scope
 
 MAX_DB = 16 << 20          # a passwd/group file larger than this is not one
 
@@ -42,7 +42,6 @@ def _id_of(root: RootDir, name: str, db: str, what: str) -> int:
 
 def read_db(root: RootDir, path: str) -> list[list[str]]:
     """The colon-separated lines of ``path`` inside the root ([] if it does not exist)."""
-    from builder.context.copy import resolve_in_scope
     rel = resolve_in_scope(root, path)
     try:
         dirfd, name = root.parent_of(rel)

@@ -18,11 +18,12 @@ import fnmatch
 import os
 import posixpath
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from builder.context.dockerignore import PatternMatcher
 from builder.errors import ContextError
+from builder.layer.root import RootDir, resolve_in_scope
 
 _WILDCARDS = set("*?[")
 
@@ -175,8 +176,6 @@ class BuildContext:
 
     def _source_in_scope(self, rel: str, written: str) -> Source:
         """``rel`` in another image's root: every symlink resolved within that root."""
-        from builder.context.copy import resolve_in_scope
-        from builder.layer.root import RootDir
         with RootDir(self.root) as root:
             resolved = resolve_in_scope(root, rel)
             st = root.lstat(resolved)
@@ -198,3 +197,10 @@ def _match(name: str, pattern: str) -> bool:
 
 def is_url(src: str) -> bool:
     return src.startswith(("http://", "https://"))
+
+
+def apply_exclude(sources: list[Source], exclude: PatternMatcher | None) -> list[Source]:
+    """``--exclude``: drop sources whose name it matches; the rest skip matching entries."""
+    if not exclude:
+        return sources
+    return [replace(s, exclude=exclude) for s in sources if not (s.name and exclude.excluded(s.name))]

@@ -13,6 +13,7 @@ import errno
 import os
 import posixpath
 import shutil
+import stat
 from pathlib import Path
 
 from builder.errors import LayerError
@@ -169,3 +170,46 @@ def remove_all(dirfd: int, name: str) -> None:
         if e.errno != errno.EPERM:
             raise
     shutil.rmtree(name, dir_fd=dirfd)
+
+
+MAX_SYMLINKS = 255
+
+
+def resolve_in_scope(root: RootDir, path: str) -> str:
+    """``path`` with every symlink resolved inside the rootfs, docker's FollowSymlinkInScope.
+
+    Classic docker resolves an ADD/COPY destination lexically: a link's target is joined to
+    where the link is and ``..`` is applied to the *resolved* path, clamped at ``/``; missing
+    components are kept as written (the copy creates them).  So ``/link -> /nonexistent/../../etc``
+    is ``etc``, and a link to a path that does not exist yet is followed to that path (the
+    kernel, resolving ``/nonexistent/..``, would fail instead).  The final component is
+    resolved too: COPY onto a symlink writes where it points, as the classic builder does.
+    Returns a symlink-free path relative to the root (``"."`` for the root itself)."""
+    todo = [p for p in reversed(path.split("/")) if p not in ("", ".")]
+    done: list[str] = []
+    followed = 0
+    while todo:
+        part = todo.pop()
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        candidate = "/".join(done + [part])
+        st = root.lstat(candidate)
+        if st is None or not stat.S_ISLNK(st.st_mode):
+            done.append(part)
+            continue
+        followed += 1
+        if followed > MAX_SYMLINKS:
+            raise LayerError(f"resolve {path}: too many levels of symbolic links")
+        dirfd, name = root.parent_of(candidate)
+        try:
+            target = os.readlink(name, dir_fd=dirfd)
+        except OSError as e:
+            raise LayerError(f"resolve {path}: readlink {candidate}: {e.strerror}") from e
+        finally:
+            os.close(dirfd)
+        if target.startswith("/"):
+            done = []
+        todo.extend(p for p in reversed(target.split("/")) if p not in ("", "."))
+    return "/".join(done) or "."

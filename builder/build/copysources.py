@@ -1,0 +1,138 @@
+"""What an ADD/COPY step copies, read from where its sources live: the build context (minus
+.dockerignore), heredocs (written to the scratch dir), URLs (downloaded) or another image's
+root (``--from``).  The effects of a CopyStep before its layer is made: the result is a
+``CopyJob``, the function the step's helper runs on the merged root and the inputs that decide
+the result beyond the description itself (the sources' content checksum, the source image)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from builder.build.state import BuildOptions, StepRef
+from builder.build.steps import CopySource, CopyStep
+from builder.context import archive, dockerignore
+from builder.context import copy as filecopy
+from builder.context import fromimage
+from builder.context.checksum import checksum
+from builder.context.dockerignore import PatternMatcher
+from builder.context.download import download
+from builder.context.sources import BuildContext, Source, apply_exclude, is_url, walk
+from builder.errors import PybuildError
+from builder.layer import sandbox
+from builder.layer.overlay import OverlayMount
+from builder.runtime.mount import image_overlay
+from builder.store.cache import FileHashes, sources_checksum
+from builder.store.store import Store, atomic_write
+
+
+@dataclass(frozen=True)
+class CopyJob:
+    """A CopyStep made concrete: ``fn(merged_root, *args)`` copies; ``inputs`` goes into the
+    cache key beside the description."""
+
+    created_by: str
+    inputs: str
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+
+
+class SourceReader:
+    """Reads the sources of this build's ADD/COPY steps.  ``image_of(ref)`` resolves a
+    ``--from`` value to an image ID (an earlier stage or a stored image); ``scratch()`` is the
+    build's scratch dir."""
+
+    def __init__(self, store: Store, options: BuildOptions, hashes: FileHashes, *,
+                 image_of: Callable[[str], str], scratch: Callable[[], Path]) -> None:
+        self.store = store
+        self.options = options
+        self.hashes = hashes
+        self.image_of = image_of
+        self.scratch = scratch
+
+    def job(self, step: CopyStep, ref: StepRef) -> CopyJob:
+        exclude = PatternMatcher.parse(list(step.flags.exclude)) or None
+        options = filecopy.CopyOptions(chown=step.flags.chown, chmod=step.flags.chmod,
+                                       preserve_owner=step.flags.from_ is not None)
+        if step.flags.from_ is not None:
+            return self._from_image(step, ref, options, exclude)
+        context = BuildContext(self.options.context,
+                               ignore=dockerignore.load(self.options.buildfile, self.options.context))
+        items: list[filecopy.Item] = []
+        for source in step.sources:
+            if source.heredoc is not None:
+                items.append(self._heredoc(source))
+            elif is_url(source.word):
+                items.append(download(source.word, self.scratch(), step.flags.checksum))
+            else:
+                for found in apply_exclude(context.resolve(source.word), exclude):
+                    items.append(filecopy.Item(source=found, extract=step.keyword == "ADD"
+                                               and archive.is_archive(found)))
+        if not items:
+            raise ref.error("no source files were specified (all excluded)")
+        if len(items) > 1 and not step.dest.endswith("/"):
+            raise ref.error(f"When using {step.keyword} with more than one source file, "
+                            "the destination must be a directory and end with a /")
+        sources = [i.source for i in items]
+        inputs = sources_checksum([(s.rel, s.path) for s in sources], self.hashes,
+                                  walk=lambda n: walk(sources[n])) + \
+            "".join(f" extract={i.extract} mode={i.mode} mtime={i.mtime}" for i in items)
+        return CopyJob(step.created_by(checksum(items, self.hashes.sha256)), inputs,
+                       filecopy.copy_items, (items, step.target, options))
+
+    def _heredoc(self, source: CopySource) -> filecopy.Item:
+        """A heredoc source: a file named like the delimiter, mode 0644, mtime 0."""
+        assert source.heredoc is not None
+        path = self.scratch() / f"heredoc-{os.urandom(6).hex()}" / source.heredoc
+        path.parent.mkdir()
+        path.write_bytes(source.content.encode("utf-8", "surrogateescape"))
+        os.chmod(path, 0o644)
+        os.utime(path, (0, 0))
+        found = Source(path=path, name=source.heredoc, rel=f"<<{source.heredoc}", is_dir=False)
+        return filecopy.Item(source=found, mode=0o644, mtime=0)
+
+    def _from_image(self, step: CopyStep, ref: StepRef, options: filecopy.CopyOptions,
+                    exclude: PatternMatcher | None) -> CopyJob:
+        """COPY --from: sources from another image's union (checksummed in a first helper)."""
+        value = step.flags.from_
+        assert value is not None
+        try:
+            image_id = self.image_of(value)
+        except PybuildError as e:
+            raise ref.error(f"--from={value}: {e}") from None
+        mount_dir = self.scratch() / f"from-{os.urandom(4).hex()}"
+        mount_dir.mkdir()
+        try:
+            image = image_overlay(self.store, image_id, str(mount_dir))
+        except PybuildError as e:
+            raise ref.error(f"--from={value}: {e}") from None
+        words = [s.word for s in step.sources]
+        sums, count = self._from_checksum(image, image_id, words, exclude)
+        if count > 1 and not step.dest.endswith("/"):
+            raise ref.error(f"When using {step.keyword} with more than one source file, "
+                            "the destination must be a directory and end with a /")
+        return CopyJob(step.created_by(sums), f"from={image_id}", fromimage.copy_from_image,
+                       (image, words, step.target, options, exclude))
+
+    def _from_checksum(self, image: OverlayMount, image_id: str, words: list[str],
+                       exclude: PatternMatcher | None) -> tuple[str, int]:
+        """(checksum, number of sources) of COPY --from's sources.  An image's content never
+        changes under its ID, so the answer is remembered in the store: a warm build does not
+        mount and walk the source image again."""
+        patterns = [("!" if p.exclusion else "") + p.text for p in exclude.patterns] if exclude else []
+        key = hashlib.sha256(json.dumps([image_id, words, patterns]).encode(
+            "utf-8", "surrogateescape")).hexdigest()
+        memo = self.store.root / "cache" / f".copyfrom-{key}"
+        try:
+            sums, count = json.loads(memo.read_text())
+            return sums, count
+        except (FileNotFoundError, ValueError):
+            pass
+        sums, count = sandbox.call_in_root(image, fromimage.source_checksum, words, exclude)
+        atomic_write(memo, json.dumps([sums, count]).encode(), self.store.root, durable=False)
+        return sums, count

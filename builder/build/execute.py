@@ -1,0 +1,272 @@
+"""Carrying out step descriptions: the cache front, config steps, and layer steps (mount the
+union over the current layers, run or copy, capture the upper dir, commit the layer).
+
+Every method takes the state before a step and returns the state after it.  The cache key
+of a step is sha256(the config digest of the image before it, the description's canonical
+JSON, what else decides the result); a hit gives the config the step produced before, and
+the description alone gives the rest of the state (ARG values, CMD set, maintainer).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from builder.build import explain
+from builder.build.log import BuildLog, human_size
+from builder.build.state import BuildOptions, State, StepRef
+from builder.build.steps import ConfigStep, CopyStep, RunStep, Step, WorkdirStep, canonical
+from builder.errors import ImageNotFound, StoreError
+from builder.oci import config as img
+from builder.oci.config import History, ImageConfig
+from builder.oci.digest import EMPTY_LAYER_DIFF_ID, EMPTY_TAR, chain_id, chain_ids, sha256_bytes, short_id
+from builder.store.cache import BuildCache, FileHashes, step_key
+from builder.store.store import Store
+
+if TYPE_CHECKING:       # imported where a step really runs: a cached build never needs them
+    from builder.build.copysources import CopyJob
+    from builder.layer.overlay import OverlayMount
+    from builder.layer.stack import LayerStack
+    from builder.registry.remote_cache import RemoteCache
+
+
+@dataclass(frozen=True)
+class Captured:
+    """What a layer step's upper dir became: the tar's diffID and size (empty layer or not)."""
+
+    diff_id: str
+    size: int
+
+
+class Executor:
+    """Executes the steps of one build in ``scratch()``, the build's scratch dir."""
+
+    def __init__(self, store: Store, options: BuildOptions, log: BuildLog,
+                 scratch: Callable[[], Path]) -> None:
+        self.store = store
+        self.options = options
+        self.log = log
+        self.scratch = scratch
+        self.cache = BuildCache(store)
+        self.hashes = FileHashes(store)
+        self.step_keys: list[str] = []             # every cached step's key, in build order
+        self.explanations: list[explain.StepExplanation] = []
+        self._remotes: list[RemoteCache] | None = None   # --cache-from caches, opened on a miss
+
+    # -- FROM ------------------------------------------------------------------------------
+    def load_base(self, ref: str) -> State:
+        """The state after ``FROM ref``: a stored image (with docker's default PATH added),
+        pulled first when the store lacks it and ``--pull`` allows."""
+        if ref == "scratch":
+            cfg = img.empty_config()
+            epoch = self.options.source_date_epoch
+            return State(config=cfg if epoch is None else replace(cfg, created=img.rfc3339_of(epoch)))
+        image_id = None
+        if self.options.pull != "always":
+            try:
+                image_id = self.store.resolve(ref)
+            except ImageNotFound:
+                if self.options.pull == "never":
+                    raise ImageNotFound(f"base image {ref} is not in the store (create it with "
+                                        f"`pybuild import`, `pybuild load` or `pybuild pull`)") from None
+        if image_id is None:
+            image_id = self._pull(ref)
+        cfg = img.ensure_default_path(img.parse_config(self.store.image_config(image_id)))
+        chain = tuple(chain_ids(cfg.diff_ids))
+        for cid in chain:
+            if not self.store.has_layer(cid):
+                raise StoreError(f"base image {ref}: layer {cid} is missing from the store")
+        return State(config=cfg, chain=chain)
+
+    def _pull(self, ref: str) -> str:
+        from builder.registry import RegistryError
+        from builder.registry.pull import pull
+        self.log.note(f"pulling {ref}")
+        try:
+            return pull(self.store, ref, insecure=self.options.insecure, bar=self.log.bar).image_id
+        except RegistryError as e:
+            raise ImageNotFound(f"base image {ref} is not in the store and pulling it failed: {e}") from None
+
+    # -- config-only steps -----------------------------------------------------------------
+    def config(self, state: State, step: ConfigStep, ref: StepRef) -> State:
+        """A new RunConfig and an empty_layer history entry (docker's ``#(nop)`` steps)."""
+        after = replace(state, **{k: v for k, v in (("cmd_set", step.cmd_set), ("maintainer", step.maintainer),
+                                                    ("args", step.args)) if v is not None})
+
+        def produce() -> ImageConfig:
+            if self.options.explain:
+                self.explanations.append(explain.StepExplanation(
+                    number=ref.number, total=ref.total, instruction=ref.original, kind="config",
+                    config_change=explain.config_change(state.run_config, step.run_config),
+                    created_by=step.created_by))
+            cfg = replace(state.config, config=step.run_config, author=after.maintainer)
+            return cfg.with_history(History(created_by=step.created_by, created=self._now(),
+                                            empty_layer=True, author=after.maintainer))
+        return self._cached(after, step, produce)
+
+    # -- layer steps -----------------------------------------------------------------------
+    def run(self, state: State, step: RunStep, ref: StepRef) -> State:
+        """RUN: execute the command over the union; capture what it changed."""
+        from builder.layer import sandbox
+
+        def action(mount: OverlayMount, step_dir: Path) -> OverlayMount:
+            init = step_dir / "init"
+            sandbox.make_init_layer(init, self._stack(state), sandbox.host_files())
+            mount = replace(mount, lowers=(os.path.relpath(init, self.store.root),) + mount.lowers)
+            hostname = secrets.token_hex(6)     # docker uses the container's short id
+            script = step_dir / "upper" / step.script.path.lstrip("/") if step.script else None
+            if script is not None and step.script is not None:   # removed before the capture
+                script.write_bytes(step.script.body)
+                script.chmod(0o755)
+            env = step.env
+            if state.run_config.env_get("HOSTNAME") is None:
+                env += (f"HOSTNAME={hostname}",)
+            spec = sandbox.RunSpec(argv=step.argv, env=env, workdir=state.run_config.working_dir or "/",
+                                   user=state.run_config.user, hostname=hostname)
+            code = sandbox.run(mount, spec, self.log.output, files_dir=step_dir)
+            self.log.end_output()
+            if script is not None:
+                script.unlink(missing_ok=True)
+            if code != 0:
+                raise ref.error(f"exit code {code}", exit_code=code)
+            return mount
+        return self._cached(state, step, lambda: self._layer_step(state, step.created_by, action, ref))
+
+    def workdir(self, state: State, step: WorkdirStep, ref: StepRef) -> State:
+        """WORKDIR: create the directory (a layer if that changed anything), set the config."""
+        from builder.context.copy import make_workdir
+        after = self._cached(state, step, lambda: self._in_root(state, step.created_by, ref,
+                                                                make_workdir, step.path))
+        rc = replace(after.run_config, working_dir=step.path)
+        return replace(after, config=replace(after.config, config=rc))
+
+    def copy(self, state: State, step: CopyStep, job: CopyJob, ref: StepRef) -> State:
+        """ADD/COPY: ``job`` (see copysources.py) run in a helper on the merged union."""
+        return self._cached(state, step, lambda: self._in_root(state, job.created_by, ref, job.fn, *job.args),
+                            inputs=job.inputs)
+
+    def _in_root(self, state: State, created_by: str, ref: StepRef, fn: Callable[..., Any],
+                 *args: Any) -> ImageConfig:
+        from builder.layer import sandbox
+
+        def action(mount: OverlayMount, step_dir: Path) -> OverlayMount:
+            sandbox.call_in_root(mount, fn, *args)
+            return mount
+        return self._layer_step(state, created_by, action, ref)
+
+    # -- the cache front -------------------------------------------------------------------
+    def _cached(self, state: State, step: Step, produce: Callable[[], ImageConfig], *,
+                inputs: str = "") -> State:
+        """Serve the step from the cache, or produce its config and record it.  ``state`` is
+        the state after the step but for its config and layers."""
+        definition = canonical(step) + ("\n" + inputs if inputs else "")
+        if self.options.source_date_epoch is not None:
+            definition += f"\nSOURCE_DATE_EPOCH={self.options.source_date_epoch}"
+        key = step_key(self.image_id_of(state.config), definition)
+        self.step_keys.append(key)
+        if not self.options.no_cache and not self.options.explain:
+            hit = self.cache.lookup(key)
+            if hit is None and any(remote.fetch(key) for remote in self._remote_caches()):
+                hit = self.cache.lookup(key)            # the layers came from --cache-from
+            if hit is not None:
+                self.log.note("Using cache")
+                return self._with_config(state, img.parse_config(hit.config))
+        cfg = produce()
+        self.cache.record(key, img.config_bytes(cfg), cmd_set=state.cmd_set)
+        return self._with_config(state, cfg)
+
+    @staticmethod
+    def _with_config(state: State, cfg: ImageConfig) -> State:
+        """``state`` with config ``cfg`` and the chain IDs of its layers."""
+        same = cfg.diff_ids == state.config.diff_ids
+        return replace(state, config=cfg, chain=state.chain if same else tuple(chain_ids(cfg.diff_ids)))
+
+    def _remote_caches(self) -> list[RemoteCache]:
+        if self._remotes is None:
+            from builder.registry.remote_cache import RemoteCache
+            self._remotes = [RemoteCache(self.store, ref, insecure=self.options.insecure, warn=self.log.warn)
+                             for ref in self.options.cache_from]
+        return self._remotes
+
+    # -- mount, act, capture, commit ---------------------------------------------------------
+    def _layer_step(self, state: State, created_by: str,
+                    action: Callable[[OverlayMount, Path], OverlayMount], ref: StepRef) -> ImageConfig:
+        """Mount the union of ``state``'s layers with a fresh upper dir, let ``action`` change
+        it, capture the upper dir and commit it as a layer (none if it is empty)."""
+        from builder.layer.overlay import OverlayMount
+        step_dir = self.scratch() / f"step-{secrets.token_hex(4)}"
+        step_dir.mkdir()
+        try:
+            for sub in ("upper", "work", "merged", "empty"):
+                (step_dir / sub).mkdir()
+            rel = os.path.relpath(step_dir, self.store.root)
+            lowers = tuple(self.store.short_layer_path(c) for c in reversed(state.chain)) or (f"{rel}/empty",)
+            mount = OverlayMount(lowers=lowers, upper=f"{rel}/upper", work=f"{rel}/work",
+                                 target=str(step_dir / "merged"), cwd=str(self.store.root))
+            used = action(mount, step_dir)
+            seen = self._explain_upper(state, step_dir / "upper") if self.options.explain else ()
+            cfg, captured = self._commit_upper(state, step_dir, created_by)
+            if self.options.explain:
+                self._record(state, cfg, captured, used, seen, created_by, ref)
+            return cfg
+        finally:
+            shutil.rmtree(step_dir, ignore_errors=True)
+
+    def _commit_upper(self, state: State, step_dir: Path, created_by: str) -> tuple[ImageConfig, Captured]:
+        from builder.layer.capture import capture
+        tar_path = step_dir / "layer.tar"
+        with open(tar_path, "wb") as out, self.log.bar("capturing layer") as done:
+            cap = capture(step_dir / "upper", out, on_progress=done,
+                          mtime_clamp=self.options.source_date_epoch)
+        history = History(created_by=created_by, created=self._now(), author=state.maintainer)
+        base = replace(state.config, author=state.maintainer)
+        if cap.diff_id == EMPTY_LAYER_DIFF_ID:
+            return base.with_history(replace(history, empty_layer=True)), Captured(cap.diff_id, cap.size)
+        parent = state.chain[-1] if state.chain else None
+        self.store.commit_layer(chain_id=chain_id(parent, cap.diff_id), diff_id=cap.diff_id, parent=parent,
+                                unpacked=step_dir / "upper", tar_path=tar_path, size=cap.size)
+        self.log.note(f"layer {short_id(cap.diff_id)} ({human_size(cap.size)}, {len(cap.entries)} entries)")
+        return base.with_layer(cap.diff_id, history), Captured(cap.diff_id, cap.size)
+
+    # -- --explain ---------------------------------------------------------------------------
+    def _explain_upper(self, state: State, upper: Path) -> tuple[explain.UpperEntry, ...]:
+        stack = self._stack(state)
+        return tuple(explain.upper_entries(upper, lambda rel: stack.lookup(rel) is not None))
+
+    def _record(self, before: State, after: ImageConfig, captured: Captured, mount: OverlayMount,
+                entries: tuple[explain.UpperEntry, ...], created_by: str, ref: StepRef) -> None:
+        roles = {self.store.short_layer_path(c): f"layer {i}: {short_id(d)}"
+                 for i, (c, d) in enumerate(zip(before.chain, before.config.diff_ids))}
+        lowers = tuple(explain.LowerDir(p, roles.get(p, "init layer: mount points for the sandbox"
+                                                     if p.endswith("/init") else "empty dir: no layers yet"))
+                       for p in mount.lowers)
+        made = len(after.diff_ids) > len(before.config.diff_ids)
+        chain = chain_ids(after.diff_ids)
+        self.explanations.append(explain.StepExplanation(
+            number=ref.number, total=ref.total, instruction=ref.original,
+            kind="layer" if made else "empty layer", lowers=lowers, upper=mount.upper or "",
+            options=mount.options, entries=entries,
+            diff_id=captured.diff_id if made else EMPTY_LAYER_DIFF_ID,
+            tar_size=captured.size if made else len(EMPTY_TAR),
+            parent_chain=before.chain[-1] if before.chain and made else None,
+            chain_id=chain[-1] if made else "", created_by=created_by))
+
+    # -- helpers ---------------------------------------------------------------------------
+    def image_id_of(self, cfg: ImageConfig) -> str:
+        return sha256_bytes(img.config_bytes(cfg))
+
+    def commit_image(self, state: State) -> str:
+        return self.store.put_config(img.config_bytes(state.config), state.config.diff_ids)
+
+    def _now(self) -> str:
+        epoch = self.options.source_date_epoch
+        return img.now_rfc3339() if epoch is None else img.rfc3339_of(epoch)
+
+    def _stack(self, state: State) -> LayerStack:
+        from builder.layer.stack import LayerStack
+        return LayerStack(tuple(self.store.layer_dir(c) for c in reversed(state.chain)))
