@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from builder.registry import RegistryError
+from builder.errors import RegistryError
 from builder.registry.reference import registry_host
 
 AUTH_FILE = "auth.json"

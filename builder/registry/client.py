@@ -17,7 +17,7 @@ from urllib.parse import urljoin
 
 import requests
 
-from builder.registry import RegistryError
+from builder.errors import RegistryError
 from builder.registry.auth import BearerToken, Challenge, Credentials, parse_www_authenticate, token_from_response
 from builder.registry.reference import RegistryRef
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from builder.registry import RegistryError
+from builder.errors import RegistryError
 from builder.oci.manifest import INDEX_TYPES
 from builder.registry.client import open_client
 from builder.registry.pull import MAX_INDEX_DEPTH, choose_platform

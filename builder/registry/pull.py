@@ -21,11 +21,10 @@ from typing import Any
 import requests
 
 from builder.oci.digest import chain_ids, is_digest
-from builder.errors import ArchiveError
+from builder.errors import ArchiveError, RegistryError
 from builder.store.ingest import store_layer_from_tar
 from builder.oci.config import host_architecture, parse_config
 from builder.oci.manifest import INDEX_TYPES
-from builder.registry import RegistryError
 from builder.registry.client import open_client
 from builder.registry.records import CompressedBlob, remember_compressed, remember_repo
 from builder.registry.reference import RegistryRef, parse_reference

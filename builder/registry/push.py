@@ -24,7 +24,7 @@ import requests
 from builder.oci.digest import CHUNK, HashingWriter
 from builder.oci.config import parse_config
 from builder.oci.manifest import MEDIA_DOCKER_MANIFEST, MEDIA_OCI_MANIFEST
-from builder.registry import RegistryError
+from builder.errors import RegistryError
 from builder.registry.client import RegistryClient, open_client
 from builder.registry.records import (CompressedBlob, compressed_blob, remember_compressed,
                                       remember_repo, repos_holding)

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from builder.oci.digest import is_digest
-from builder.registry import RegistryError
+from builder.errors import RegistryError
 
 DEFAULT_DOMAIN = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"

@@ -29,11 +29,10 @@ import requests
 
 from builder.store.cache import BuildCache
 from builder.oci.digest import chain_ids, is_digest, sha256_bytes
-from builder.errors import PybuildError
+from builder.errors import PybuildError, RegistryError
 from builder.store.ingest import store_layer_from_tar
 from builder.oci.config import parse_config
 from builder.oci.manifest import INDEX_TYPES, MEDIA_OCI_MANIFEST
-from builder.registry import RegistryError
 from builder.registry.client import open_client
 from builder.registry.pull import LAYER_TYPES
 from builder.registry.push import MONOLITHIC_MAX, PushResult, compressed_layer, send_blob

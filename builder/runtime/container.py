@@ -19,7 +19,7 @@ from pathlib import Path
 
 from builder.oci import config as img
 from builder.oci.digest import EMPTY_LAYER_DIFF_ID, chain_ids
-from builder.errors import PybuildError, StoreError
+from builder.errors import ContainerNotFound, PybuildError, StoreError
 from builder.store.ingest import store_layer_from_tar
 from builder.layer import sandbox
 from builder.layer.capture import capture
@@ -28,10 +28,6 @@ from builder.layer.stack import LayerStack
 from builder.store.store import Store
 
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
-
-
-class ContainerNotFound(PybuildError):
-    """No kept container with that name."""
 
 
 @dataclass(frozen=True)
