@@ -14,6 +14,7 @@ import json
 
 from builder.commands import store_of
 from builder.errors import PybuildError
+from builder.oci.digest import short_id
 
 
 def cmd_layers(args: argparse.Namespace) -> int:
@@ -38,7 +39,7 @@ def _layers_table(reports, *, no_trunc: bool) -> str:
     from builder.inspect.history import render
 
     def short(d: str) -> str:
-        return d if no_trunc else d[7:19]
+        return d if no_trunc else short_id(d)
 
     table = [("LAYER", "DIFF ID", "CHAIN ID", "SIZE", "TAR", "ADDED", "MODIFIED", "DELETED",
               "OPAQUE", "CREATED BY")]

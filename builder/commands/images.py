@@ -6,6 +6,7 @@ import argparse
 import json
 
 from builder.commands import store_of
+from builder.oci.digest import short_id
 
 
 def cmd_images(args: argparse.Namespace) -> int:
@@ -20,7 +21,7 @@ def cmd_images(args: argparse.Namespace) -> int:
     for ref, image_id in sorted(store.tags().items()):
         repo, _, tag = ref.rpartition(":")
         cfg = parse_config(store.image_config(image_id))
-        table.append((repo, tag, image_id[7:19], since(cfg.created, now), str(len(cfg.diff_ids)),
+        table.append((repo, tag, short_id(image_id), since(cfg.created, now), str(len(cfg.diff_ids)),
                       human_size(image_size(store, cfg))))
     print(render(table))
     return 0

@@ -20,7 +20,7 @@ from typing import Any
 
 import requests
 
-from builder.oci.digest import chain_ids, is_digest
+from builder.oci.digest import chain_ids, is_digest, short_id
 from builder.errors import ArchiveError, RegistryError
 from builder.store.ingest import store_layer_from_tar
 from builder.oci.config import host_architecture, parse_config
@@ -116,7 +116,7 @@ def _download(client, ref: RegistryRef, layers: list[dict], todo: list[int], scr
     def one(i: int) -> Path:
         d = layers[i]
         dest = scratch / f"layer-{i}"
-        with (bar(d["digest"][7:19], d["size"]) if bar else nullcontext(None)) as done:
+        with (bar(short_id(d["digest"]), d["size"]) if bar else nullcontext(None)) as done:
             client.fetch_blob(ref.path, d["digest"], d["size"], dest, on_progress=done)
         return dest
     if not todo:

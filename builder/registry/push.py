@@ -21,7 +21,7 @@ from pathlib import Path
 
 import requests
 
-from builder.oci.digest import CHUNK, HashingWriter
+from builder.oci.digest import CHUNK, HashingWriter, short_id
 from builder.oci.config import parse_config
 from builder.oci.manifest import MEDIA_DOCKER_MANIFEST, MEDIA_OCI_MANIFEST
 from builder.errors import RegistryError
@@ -105,7 +105,7 @@ def send_blob(client: RegistryClient, store: Store, ref: RegistryRef, digest: st
                 result.mounted.append(digest)
                 break
         else:
-            with (bar(digest[7:19], size) if bar else nullcontext(None)) as done:
+            with (bar(short_id(digest), size) if bar else nullcontext(None)) as done:
                 client.upload_blob(ref.path, digest, size, store.blob_path(digest),
                                    monolithic_max=monolithic_max, on_progress=done)
             result.uploaded.append(digest)

@@ -28,7 +28,7 @@ from typing import Any
 import requests
 
 from builder.store.cache import BuildCache
-from builder.oci.digest import chain_ids, is_digest, sha256_bytes
+from builder.oci.digest import chain_ids, is_digest, sha256_bytes, short_id
 from builder.errors import PybuildError, RegistryError
 from builder.store.ingest import store_layer_from_tar
 from builder.oci.config import parse_config
@@ -199,7 +199,7 @@ class RemoteCache:
             self.cache.record(key, config, cmd_set=bool(entry.get("cmd_set")))
             return True
         except (RegistryError, PybuildError, OSError) as e:
-            self.warn(f"cache from {self.ref_text}: step {key[7:19]}: {e}; running the step")
+            self.warn(f"cache from {self.ref_text}: step {short_id(key)}: {e}; running the step")
             return False
 
     def _config(self, digest: str) -> bytes:

@@ -25,11 +25,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.oci.digest import chain_ids, hex_of, sha256_file
+from builder.oci.digest import chain_ids, hex_of, sha256_file, sha256_file_hex
 from builder.errors import StoreError
 from builder.store.store import Store, atomic_write
-
-CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -127,14 +125,11 @@ class FileHashes:
         known = self._known.get(key)
         if known and known[:5] == stamp:
             return known[5]
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(CHUNK):
-                h.update(chunk)
+        digest = sha256_file_hex(path)
         if not key.startswith(os.fsdecode(self._root) + "/"):     # not downloads in scratch dirs
-            self._known[key] = stamp + [h.hexdigest()]
+            self._known[key] = stamp + [digest]
             self._dirty = True
-        return h.hexdigest()
+        return digest
 
     def save(self) -> None:
         if self._dirty:

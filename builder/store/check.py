@@ -35,7 +35,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.oci.digest import CHUNK, HashingWriter, chain_id, chain_ids, hex_of, is_digest
+from builder.oci.digest import HashingWriter, chain_id, chain_ids, hex_of, is_digest, sha256_file
 from builder.errors import ArchiveError, LayerError, StoreError
 from builder.store.store import SHORT_ID, Store, _owner_alive
 
@@ -115,7 +115,7 @@ class _Checker:
                 st = os.stat(path)
                 if self.store.blob_fingerprint(digest) == [st.st_size, st.st_mtime_ns, st.st_ino]:
                     continue
-            actual = _hash_file(path)
+            actual = sha256_file(path)[0]
             if actual != digest:
                 self.bad_blobs.add(digest)
                 self._report(path, f"content hashes to {actual}, not to its name")
@@ -291,14 +291,6 @@ class _Checker:
             fixed.append(i)
         for i in fixed:
             self.problems[i] = Problem(self.problems[i].where, self.problems[i].what, True)
-
-
-def _hash_file(path: Path) -> str:
-    h = HashingWriter(None)
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.write(chunk)
-    return h.digest
 
 
 def _read_text(path: Path) -> str:
