@@ -11,7 +11,6 @@ default, Docker schema2 with ``fmt="docker"``.
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +22,7 @@ import requests
 
 from builder.oci.digest import CHUNK, HashingWriter, short_id
 from builder.oci.config import parse_config
-from builder.oci.manifest import MEDIA_DOCKER_MANIFEST, MEDIA_OCI_MANIFEST
+from builder.oci.manifest import MEDIA_DOCKER_MANIFEST, MEDIA_OCI_MANIFEST, Descriptor, Manifest
 from builder.errors import RegistryError
 from builder.registry.client import RegistryClient, open_client
 from builder.registry.records import (CompressedBlob, compressed_blob, remember_compressed,
@@ -80,14 +79,10 @@ def push(store: Store, image: str, dest: str | None = None, *, fmt: str = "oci",
                                     f"{fmt} manifest; use --format oci")
             send_blob(client, store, ref, blob.digest, blob.size, result, monolithic_max, bar)
         send_blob(client, store, ref, image_id, len(config), result, monolithic_max)
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": _MANIFEST_TYPES[fmt],
-        "config": {"mediaType": _CONFIG_TYPES[fmt], "digest": image_id, "size": len(config)},
-        "layers": [{"mediaType": _LAYER_TYPES[(fmt, b.compression)], "digest": b.digest, "size": b.size}
-                   for b in blobs],
-    }
-    body = json.dumps(manifest, separators=(",", ":")).encode()
+    body = Manifest(media_type=_MANIFEST_TYPES[fmt],
+                    config=Descriptor(_CONFIG_TYPES[fmt], image_id, len(config)),
+                    layers=tuple(Descriptor(_LAYER_TYPES[(fmt, b.compression)], b.digest, b.size)
+                                 for b in blobs)).to_bytes()
     result.manifest_digest = client.put_manifest(ref.path, ref.reference, body, _MANIFEST_TYPES[fmt])
     store.put_blob_bytes(body)
     return result

@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.oci.digest import HashingWriter, chain_id, chain_ids, hex_of, is_digest, sha256_file
-from builder.errors import ArchiveError, LayerError, StoreError
+from builder.errors import ArchiveError, LayerError, ManifestError, StoreError
+from builder.oci.manifest import Manifest
 from builder.store.store import SHORT_ID, Store, _owner_alive
 
 
@@ -241,16 +242,17 @@ class _Checker:
                 return f"manifest blob {manifest_digest} is corrupt"
             if not self.store.has_blob(image_id) or image_id in self.bad_blobs:
                 return "config blob is missing or corrupt"
-            manifest = json.loads(self.store.read_blob(manifest_digest))
+            raw = json.loads(self.store.read_blob(manifest_digest))
             cfg = _config(self.store, image_id)
         except (OSError, ValueError, StoreError, ArchiveError) as e:
             return f"unreadable: {e}"
         try:
-            if manifest["config"]["digest"] != image_id:
-                return "manifest names another config"
-            layers = [(l["digest"], l["size"]) for l in manifest["layers"]]
-        except (KeyError, TypeError):
+            manifest = Manifest.parse(raw)
+        except ManifestError:
             return "manifest is malformed"
+        if manifest.config.digest != image_id:
+            return "manifest names another config"
+        layers = [(d.digest, d.size) for d in manifest.layers]
         if [d for d, _ in layers] != list(cfg.diff_ids):
             return "manifest layers differ from the config's diffIDs"
         for (diff, size), chain in zip(layers, chain_ids(cfg.diff_ids)):
