@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import gzip
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import requests
 
@@ -126,7 +124,7 @@ def compressed_layer(store: Store, diff_id: str) -> CompressedBlob:
     blob = compressed_blob(store, diff_id)
     if blob is not None:
         return blob
-    fd, tmp = tempfile.mkstemp(dir=store.root / "tmp", prefix=f"live-{os.getpid()}-gz-")
+    fd, tmp = store.temp_file("gz")
     try:
         with os.fdopen(fd, "wb") as out, store.open_blob(diff_id) as src:
             sink = _Sink(out)
@@ -134,8 +132,8 @@ def compressed_layer(store: Store, diff_id: str) -> CompressedBlob:
                 while chunk := src.read(CHUNK):
                     gz.write(chunk)
         blob = CompressedBlob(sink.writer.digest, sink.writer.size, "gzip")
-        store.put_blob_file(Path(tmp), blob.digest)
+        store.put_blob_file(tmp, blob.digest)
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
     remember_compressed(store, diff_id, blob)
     return blob

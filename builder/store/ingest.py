@@ -12,18 +12,16 @@ import contextlib
 import lzma
 import os
 import shutil
-import tempfile
 import zlib
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import BinaryIO, ContextManager
 
-from builder.oci.digest import CHUNK, HashingReader, HashingWriter, chain_id, is_digest, sha256_bytes
 from builder.errors import ArchiveError, LayerError, PybuildError
-from builder.oci.config import parse_config
-from builder.oci.manifest import manifest_bytes
 from builder.layer.compression import decompressed
 from builder.layer.unpack import unpack_layer
+from builder.oci.config import parse_config
+from builder.oci.digest import CHUNK, HashingReader, HashingWriter, chain_id, is_digest, sha256_bytes
+from builder.oci.manifest import manifest_bytes
 from builder.store.store import LayerInfo, Store
 
 #: Opens one layer's stream (raw bytes as stored in the archive); the caller closes it.
@@ -70,8 +68,7 @@ def store_layer_from_tar(store: Store, stream: BinaryIO, *, parent_chain: str | 
             return store.layer_info(chain)
 
     scratch = store.scratch_dir("unpack")
-    fd, tmp_name = tempfile.mkstemp(dir=store.root / "tmp", prefix=f"live-{os.getpid()}-layer-")
-    tmp = Path(tmp_name)
+    fd, tmp = store.temp_file("layer")
     committed = False
     try:
         with os.fdopen(fd, "wb") as blob:
