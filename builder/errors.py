@@ -6,13 +6,40 @@ them into messages and exit codes.  Anything else escaping is an internal error 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 
 class PybuildError(Exception):
-    """Root of every expected failure.  ``exit_code`` is what cli.py exits with."""
+    """Root of every expected failure.  ``exit_code`` is what cli.py exits with.
+
+    Every subclass pickles with its attributes (``__reduce__``): the sandbox's helper process
+    sends the very exception it raised back to the parent, which raises it again."""
 
     exit_code = 1
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # BaseException's own reduce calls ``cls(*args)``, which the keyword-only
+        # constructors below refuse; rebuild without __init__ and restore the attributes.
+        return _rebuild, (type(self), self.args), self.__dict__
+
+
+def _rebuild(cls: type[PybuildError], args: tuple[Any, ...]) -> PybuildError:
+    """Unpickling half of ``PybuildError.__reduce__``: an instance of ``cls`` with ``args``
+    (its attributes are set afterwards from the pickled ``__dict__``)."""
+    return cls.__new__(cls, *args)
+
+
+class SourcePosition(Protocol):
+    """Where something is in a Buildfile (builder.buildfile.instructions.Position has this shape)."""
+
+    @property
+    def file(self) -> str: ...
+    @property
+    def line(self) -> int: ...
+    @property
+    def column(self) -> int: ...
+    @property
+    def source_line(self) -> str: ...
 
 
 class BuildfileError(PybuildError):
@@ -31,8 +58,9 @@ class BuildfileError(PybuildError):
         self.hint = hint
 
     @classmethod
-    def at(cls, pos: Any, message: str, *, hint: str | None = None) -> BuildfileError:
-        """The error at an instruction's ``Position`` (file, line, column, source line)."""
+    def at(cls, pos: SourcePosition, message: str, *, hint: str | None = None) -> BuildfileError:
+        """The error ``message`` at instruction position ``pos`` (its file, line, column and
+        source line, so the message shows the line with a caret)."""
         return cls(message, file=pos.file, line=pos.line, column=pos.column,
                    source_line=pos.source_line, hint=hint)
 
@@ -97,3 +125,16 @@ class ArchiveError(PybuildError):
 
 class SandboxError(PybuildError):
     """The RUN sandbox (namespaces, mounts, chroot) could not be set up."""
+
+
+class RegistryError(PybuildError):
+    """A registry could not be reached, refused us, or sent something that does not verify."""
+
+
+class ContainerNotFound(PybuildError):
+    """No kept container with that name."""
+
+
+class ManifestError(PybuildError):
+    """A manifest, image index or descriptor is malformed (not JSON, a required field missing
+    or of the wrong type).  Readers wrap it in their own error (RegistryError, ArchiveError)."""

@@ -18,7 +18,7 @@ import tarfile
 from pathlib import Path
 from typing import BinaryIO
 
-from builder.oci.digest import CHUNK
+from builder.oci.digest import hex_of, sha256_stream
 from builder.errors import LayerError
 from builder.layer import whiteout
 
@@ -32,10 +32,7 @@ def _head(kind: str, mode: int, uid: int, gid: int) -> str:
 
 
 def _sha256(stream: BinaryIO) -> str:
-    h = hashlib.sha256()
-    while chunk := stream.read(CHUNK):
-        h.update(chunk)
-    return h.hexdigest()
+    return hex_of(sha256_stream(stream)[0])
 
 
 def _tar_path(name: str) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from builder.registry import RegistryError
+from builder.errors import RegistryError
 from builder.registry.auth import parse_www_authenticate
 from builder.registry.push import push
 from builder.registry.reference import parse_reference

@@ -16,7 +16,7 @@ import requests
 from builder.store.cache import BuildCache
 from builder.oci.digest import chain_ids, sha256_bytes
 from builder.oci.config import host_architecture, parse_config
-from builder.registry import RegistryError
+from builder.errors import RegistryError
 from builder.registry.inspect import inspect_remote
 from builder.registry.push import compressed_layer, push
 from builder.registry.remote_cache import CACHE_CONFIG_TYPE, RemoteCache, export_cache

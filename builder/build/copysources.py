@@ -28,7 +28,7 @@ from builder.layer import sandbox
 from builder.layer.overlay import OverlayMount
 from builder.runtime.mount import image_overlay
 from builder.store.cache import FileHashes, sources_checksum
-from builder.store.store import Store, atomic_write
+from builder.store.store import Store
 
 
 @dataclass(frozen=True)
@@ -127,12 +127,12 @@ class SourceReader:
         patterns = [("!" if p.exclusion else "") + p.text for p in exclude.patterns] if exclude else []
         key = hashlib.sha256(json.dumps([image_id, words, patterns]).encode(
             "utf-8", "surrogateescape")).hexdigest()
-        memo = self.store.root / "cache" / f".copyfrom-{key}"
+        memo = self.store.memo_path("copyfrom", key)
         try:
             sums, count = json.loads(memo.read_text())
             return sums, count
         except (FileNotFoundError, ValueError):
             pass
         sums, count = sandbox.call_in_root(image, fromimage.source_checksum, words, exclude)
-        atomic_write(memo, json.dumps([sums, count]).encode(), self.store.root, durable=False)
+        self.store.atomic_write(memo, json.dumps([sums, count]).encode(), durable=False)
         return sums, count

@@ -21,7 +21,7 @@ from builder.build import explain
 from builder.build.log import BuildLog, human_size
 from builder.build.state import BuildOptions, State, StepRef
 from builder.build.steps import ConfigStep, CopyStep, RunStep, Step, WorkdirStep, canonical
-from builder.errors import ImageNotFound, StoreError
+from builder.errors import ImageNotFound, RegistryError, StoreError
 from builder.oci import config as img
 from builder.oci.config import History, ImageConfig
 from builder.oci.digest import EMPTY_LAYER_DIFF_ID, EMPTY_TAR, chain_id, chain_ids, sha256_bytes, short_id
@@ -84,7 +84,6 @@ class Executor:
         return State(config=cfg, chain=chain)
 
     def _pull(self, ref: str) -> str:
-        from builder.registry import RegistryError
         from builder.registry.pull import pull
         self.log.note(f"pulling {ref}")
         try:

@@ -19,40 +19,6 @@ from collections.abc import Mapping
 from builder.errors import ExpandError
 
 
-def split_words(text: str, *, escape: str = "\\") -> list[str]:
-    """Split on unquoted, unescaped whitespace; quotes and escapes are KEPT in the words."""
-    words: list[str] = []
-    current: list[str] = []
-    quote = ""
-    index = 0
-    while index < len(text):
-        ch = text[index]
-        if quote:
-            current.append(ch)
-            if ch == escape and quote == '"' and index + 1 < len(text):
-                current.append(text[index + 1])
-                index += 1
-            elif ch == quote:
-                quote = ""
-        elif ch.isspace():
-            if current:
-                words.append("".join(current))
-                current = []
-        else:
-            current.append(ch)
-            if ch == escape and index + 1 < len(text):
-                current.append(text[index + 1])
-                index += 1
-            elif ch in "'\"":
-                quote = ch
-        index += 1
-    if quote:
-        raise ExpandError(f"unexpected end of statement while looking for matching {quote}")
-    if current:
-        words.append("".join(current))
-    return words
-
-
 def expand(word: str, env: Mapping[str, str], *, escape: str = "\\") -> str:
     """One word with quotes removed, escapes processed and variables substituted."""
     return "".join(_Lexer(word, env, escape, split=False).words())

@@ -47,7 +47,7 @@ def grammar_text() -> str:
 def parser(escape: str = "\\") -> Lark:
     """The LALR parser for ``escape`` (``\\`` or a backtick); built once per process."""
     text = grammar_text() + (_BACKTICK_OVERRIDES if escape == "`" else "")
-    return Lark(text, parser="lalr", lexer="contextual", start=["instruction", "words"],
+    return Lark(text, parser="lalr", lexer="contextual", start="instruction",
                 propagate_positions=False, maybe_placeholders=False, cache=True)
 
 
@@ -55,23 +55,12 @@ def parse_instruction(logical: LogicalLine, *, keyword: str, escape: str) -> Tre
     """Parse a logical line whose keyword is a supported one; the text is right-stripped."""
     text = logical.text.rstrip(" \t\v\f\r")
     try:
-        return parser(escape).parse(text, start="instruction")
+        return parser(escape).parse(text)
     except LarkError as e:
-        raise _convert(e, logical, text, keyword=keyword, base=0) from None
+        raise _convert(e, logical, text, keyword=keyword) from None
 
 
-def parse_words(logical: LogicalLine, text: str, *, base: int, keyword: str,
-                escape: str) -> list[tuple[str, int]]:
-    """Split ``text`` (found at ``base`` in the logical line) into raw words with offsets."""
-    try:
-        tree = parser(escape).parse(text, start="words")
-    except LarkError as e:
-        raise _convert(e, logical, text, keyword=keyword, base=base) from None
-    return [(str(token), base + token.start_pos) for token in tree.children]
-
-
-def _convert(error: LarkError, logical: LogicalLine, text: str, *, keyword: str,
-             base: int) -> BuildfileError:
+def _convert(error: LarkError, logical: LogicalLine, text: str, *, keyword: str) -> BuildfileError:
     """A BuildfileError pointing at the spot Lark stopped, with a message about ``keyword``."""
     offset = len(text)
     if isinstance(error, UnexpectedCharacters):
@@ -91,4 +80,4 @@ def _convert(error: LarkError, logical: LogicalLine, text: str, *, keyword: str,
     elif keyword in ("ENV", "LABEL") and at:
         word = (text[offset:].split() or [at])[0]     # `at` may be white space only str.split knows
         message = f"{keyword}: can't find = in {word!r}; must be of the form name=value"
-    return logical.error(message, base + offset, hint=hint)
+    return logical.error(message, offset, hint=hint)

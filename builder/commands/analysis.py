@@ -14,6 +14,7 @@ import json
 
 from builder.commands import store_of
 from builder.errors import PybuildError
+from builder.oci.digest import short_id
 
 
 def cmd_layers(args: argparse.Namespace) -> int:
@@ -38,7 +39,7 @@ def _layers_table(reports, *, no_trunc: bool) -> str:
     from builder.inspect.history import render
 
     def short(d: str) -> str:
-        return d if no_trunc else d[7:19]
+        return d if no_trunc else short_id(d)
 
     table = [("LAYER", "DIFF ID", "CHAIN ID", "SIZE", "TAR", "ADDED", "MODIFIED", "DELETED",
               "OPAQUE", "CREATED BY")]
@@ -70,12 +71,12 @@ def cmd_diff(args: argparse.Namespace) -> int:
     targets = args.targets
     if len(targets) > 2:
         raise PybuildError("diff takes an image, a container, or two images")
-    container_dir = store.root / "containers" / targets[0]
+    container_dir = store.container_dir(targets[0])
     if len(targets) == 2:
         if args.layer is not None:
             raise PybuildError("--layer applies to one image, not to a diff of two images")
         rows = rootdiff.image_diff(store, store.resolve(targets[0]), store.resolve(targets[1]))
-    elif "/" not in targets[0] and (container_dir / "meta.json").is_file():
+    elif "/" not in targets[0] and store.container_meta_path(targets[0]).is_file():
         if args.layer is not None:
             raise PybuildError(f"--layer applies to images; {targets[0]} is a container")
         changes = container_changes(store, container_dir / "upper", container_image(container_dir))

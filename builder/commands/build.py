@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from builder.commands import store_of
+from builder.oci.digest import short_id
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -39,7 +40,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     elif args.quiet:
         print(image_id)
     else:
-        print(f"Successfully built {image_id[7:19]}")
+        print(f"Successfully built {short_id(image_id)}")
         for tag in args.tag:
             from builder.store.store import normalize_tag
             print(f"Successfully tagged {normalize_tag(tag)}")

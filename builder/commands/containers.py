@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from builder.commands import store_of
+from builder.oci.digest import short_id
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -38,7 +39,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
     table = [("NAME", "IMAGE", "COMMAND", "CREATED")]
     for name in container.names(store):
         c = container.get(store, name)
-        table.append((name, c.image_id[7:19], " ".join(c.command)[:40], c.created[:19]))
+        table.append((name, short_id(c.image_id), " ".join(c.command)[:40], c.created[:19]))
     print(render(table))
     return 0
 

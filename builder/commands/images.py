@@ -6,6 +6,7 @@ import argparse
 import json
 
 from builder.commands import store_of
+from builder.oci.digest import short_id
 
 
 def cmd_images(args: argparse.Namespace) -> int:
@@ -20,7 +21,7 @@ def cmd_images(args: argparse.Namespace) -> int:
     for ref, image_id in sorted(store.tags().items()):
         repo, _, tag = ref.rpartition(":")
         cfg = parse_config(store.image_config(image_id))
-        table.append((repo, tag, image_id[7:19], since(cfg.created, now), str(len(cfg.diff_ids)),
+        table.append((repo, tag, short_id(image_id), since(cfg.created, now), str(len(cfg.diff_ids)),
                       human_size(image_size(store, cfg))))
     print(render(table))
     return 0
@@ -45,20 +46,22 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from builder.oci.config import parse_config
     from builder.oci.digest import chain_ids
+    from builder.oci.manifest import Manifest
     store = store_of(args)
     if args.remote:                     # a registry reference: manifest, config, sizes; no pull
         from builder.registry.inspect import inspect_remote
         print(json.dumps(inspect_remote(args.image, insecure=args.insecure, store=store), indent=2))
         return 0
     image_id = store.resolve(args.image)
-    config = json.loads(store.image_config(image_id))
-    diff_ids = config["rootfs"]["diff_ids"]
+    config = store.image_config(image_id)
+    diff_ids = list(parse_config(config).diff_ids)
     out = {
         "Id": image_id,
         "RepoTags": sorted(t for t, i in store.tags().items() if i == image_id),
-        "Config": config,
-        "Manifest": json.loads(store.image_manifest(image_id)),
+        "Config": json.loads(config),               # as stored, unmodelled keys included
+        "Manifest": Manifest.parse(store.image_manifest(image_id)).to_json(),
         "DiffIDs": diff_ids,
         "ChainIDs": chain_ids(diff_ids),
     }

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from builder.commands import store_of
+from builder.oci.digest import short_id
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
@@ -13,9 +14,9 @@ def cmd_pull(args: argparse.Namespace) -> int:
     from builder.registry.pull import pull
     result = pull(store_of(args), args.reference, insecure=args.insecure, bar=BuildLog().bar)
     for d in result.present:
-        print(f"{d[7:19]}: already in the store")
+        print(f"{short_id(d)}: already in the store")
     for d in result.fetched:
-        print(f"{d[7:19]}: pulled")
+        print(f"{short_id(d)}: pulled")
     print(f"Digest: {result.manifest_digest}")
     print(result.tag or result.image_id)
     return 0
@@ -29,7 +30,7 @@ def cmd_push(args: argparse.Namespace) -> int:
     for verb, digests in (("pushed", result.uploaded), ("already exists", result.existed),
                           ("mounted", result.mounted)):
         for d in digests:
-            print(f"{d[7:19]}: {verb}")
+            print(f"{short_id(d)}: {verb}")
     print(f"{result.ref.full}: digest: {result.manifest_digest}")
     return 0
 
@@ -50,7 +51,7 @@ def cmd_login(args: argparse.Namespace) -> int:
     client = RegistryClient(RegistryRef(host, "library/x", "latest"), credentials=creds,
                             insecure=args.insecure)
     client.ping()                       # wrong credentials fail here, and nothing is stored
-    path = save_credentials(store.root, host, args.username, password)
+    path = save_credentials(store, host, args.username, password)
     print(f"Login Succeeded (credentials stored in {path})")
     return 0
 

@@ -17,21 +17,53 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from builder.oci.digest import hex_of, sha256_bytes
 from builder.errors import ArchiveError
 from builder.export.archive import ArchiveReader, read_archive, write_archive
-from builder.store.ingest import store_image
 from builder.export.oci_layout import SavedImage, blob_name, is_layout, load_layout, saved_image, write_layout
 from builder.export.reference import TaggedRef, parse_tagged
+from builder.oci.digest import hex_of, sha256_bytes
+from builder.store.ingest import store_image
 from builder.store.store import Store, normalize_tag
 
 MANIFEST_FILE = "manifest.json"
 REPOSITORIES_FILE = "repositories"
 FORMATS = ("docker", "oci")
 _BLOB_PATH = re.compile(r"^(?:\./)?blobs/sha256/([0-9a-f]{64})$")
+
+
+@dataclass(frozen=True)
+class ArchiveEntry:
+    """One image of docker's ``manifest.json`` (a list of these): where its config and layer
+    tars are in the archive, base first, and the tags it carries (none: untagged)."""
+
+    config: str
+    repo_tags: tuple[str, ...]
+    layers: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"Config", "RepoTags", "Layers"}``, as docker writes it (RepoTags null if none)."""
+        return {"Config": self.config, "RepoTags": list(self.repo_tags) or None, "Layers": list(self.layers)}
+
+    @classmethod
+    def parse(cls, item: Any, where: str) -> ArchiveEntry:
+        """Raises ArchiveError "<where> is not an object", "… has no Config", "… has no Layers
+        list" or "<where>: RepoTags is not a list of strings"."""
+        if not isinstance(item, dict):
+            raise ArchiveError(f"{where} is not an object")
+        config = item.get("Config")
+        layers = item.get("Layers")
+        tags = item.get("RepoTags") or []
+        if not isinstance(config, str) or not config:
+            raise ArchiveError(f"{where} has no Config")
+        if not isinstance(layers, list) or not all(isinstance(p, str) for p in layers):
+            raise ArchiveError(f"{where} has no Layers list")
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise ArchiveError(f"{where}: RepoTags is not a list of strings")
+        return cls(config, tuple(tags), tuple(layers))
 
 
 def save(store: Store, refs: list[str], out_path: str | Path, *, fmt: str = "docker",
@@ -49,7 +81,7 @@ def save(store: Store, refs: list[str], out_path: str | Path, *, fmt: str = "doc
     images = _collect(store, refs)
     with write_archive(out_path) as out:
         write_layout(out, store, images, on_progress)
-        out.add_bytes(MANIFEST_FILE, _json(_docker_manifest(images)))
+        out.add_bytes(MANIFEST_FILE, _json([_archive_entry(img).to_json() for img in images]))
         out.add_bytes(REPOSITORIES_FILE, _json(_repositories(images)))
 
 
@@ -70,11 +102,9 @@ def _collect(store: Store, refs: list[str]) -> list[SavedImage]:
     return [saved_image(store, i, tuple(names[i])) for i in order]
 
 
-def _docker_manifest(images: list[SavedImage]) -> list[dict[str, Any]]:
-    return [{"Config": blob_name(img.image_id),
-             "RepoTags": [r.familiar for r in img.refs] or None,
-             "Layers": [blob_name(d) for d, _ in img.layers]}
-            for img in images]
+def _archive_entry(img: SavedImage) -> ArchiveEntry:
+    return ArchiveEntry(config=blob_name(img.image_id), repo_tags=tuple(r.familiar for r in img.refs),
+                        layers=tuple(blob_name(d.digest) for d in img.layers))
 
 
 def _repositories(images: list[SavedImage]) -> dict[str, dict[str, str]]:
@@ -84,7 +114,7 @@ def _repositories(images: list[SavedImage]) -> dict[str, dict[str, str]]:
         if not img.layers:
             continue
         for ref in img.refs:
-            repos.setdefault(ref.familiar_name, {})[ref.tag] = hex_of(img.layers[-1][0])
+            repos.setdefault(ref.familiar_name, {})[ref.tag] = hex_of(img.layers[-1].digest)
     return repos
 
 
@@ -116,15 +146,16 @@ def _load_docker(store: Store, reader: ArchiveReader) -> list[tuple[str, str]]:
         raise ArchiveError(f"{reader.path}: invalid archive: manifest.json lists no images")
     loaded: list[tuple[str, str]] = []
     for n, item in enumerate(items):
-        config_path, layer_paths, repo_tags = _manifest_item(reader, n, item)
-        tags = [parse_tagged(t, default_tag=None) for t in repo_tags]   # fail before storing
+        entry = ArchiveEntry.parse(item, f"{reader.path}: invalid archive: manifest.json entry {n}")
+        config_path = entry.config
+        tags = [parse_tagged(t, default_tag=None) for t in entry.repo_tags]   # fail before storing
         config = reader.read(config_path)
         image_id = sha256_bytes(config)
         named = _BLOB_PATH.match(config_path)
         if named and named.group(1) != hex_of(image_id):
             raise ArchiveError(f"{reader.path}: invalid archive: config {config_path} has digest "
                                f"{image_id}")
-        layers = [((lambda p=p: reader.open(p)), _digest_in_path(p)) for p in layer_paths]
+        layers = [((lambda p=p: reader.open(p)), _digest_in_path(p)) for p in entry.layers]
         try:
             image_id = store_image(store, config, layers)
         except ArchiveError as e:
@@ -135,22 +166,6 @@ def _load_docker(store: Store, reader: ArchiveReader) -> list[tuple[str, str]]:
         if not tags:
             loaded.append((image_id, image_id))
     return loaded
-
-
-def _manifest_item(reader: ArchiveReader, n: int, item: Any) -> tuple[str, list[str], list[str]]:
-    bad = f"{reader.path}: invalid archive: manifest.json entry {n}"
-    if not isinstance(item, dict):
-        raise ArchiveError(f"{bad} is not an object")
-    config = item.get("Config")
-    layers = item.get("Layers")
-    tags = item.get("RepoTags") or []
-    if not isinstance(config, str) or not config:
-        raise ArchiveError(f"{bad} has no Config")
-    if not isinstance(layers, list) or not all(isinstance(p, str) for p in layers):
-        raise ArchiveError(f"{bad} has no Layers list")
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise ArchiveError(f"{bad}: RepoTags is not a list of strings")
-    return config, layers, tags
 
 
 def _digest_in_path(path: str) -> str | None:

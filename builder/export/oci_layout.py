@@ -15,16 +15,17 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from builder.oci.digest import hex_of, is_digest, sha256_bytes
-from builder.errors import ArchiveError
+from builder.errors import ArchiveError, ManifestError
 from builder.export.archive import ArchiveReader, ArchiveWriter
-from builder.store.ingest import store_image
 from builder.export.reference import TaggedRef, parse_tagged
 from builder.oci.config import host_architecture
-from builder.oci.manifest import INDEX_TYPES, MANIFEST_TYPES, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST
+from builder.oci.digest import hex_of, sha256_bytes
+from builder.oci.manifest import (INDEX_TYPES, MANIFEST_TYPES, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST, Descriptor,
+                                  Index, Manifest)
+from builder.store.ingest import store_image
 from builder.store.store import Store
 
 LAYOUT_FILE = "oci-layout"
@@ -40,13 +41,18 @@ class SavedImage:
 
     image_id: str
     config: bytes
-    manifest: bytes
-    layers: tuple[tuple[str, int], ...]       # (blob digest, size), base first
+    manifest: bytes                           # the exact stored bytes (their digest names it)
+    parsed: Manifest                          # the same manifest, typed
     refs: tuple[TaggedRef, ...]               # empty: saved untagged
 
     @property
     def manifest_digest(self) -> str:
         return sha256_bytes(self.manifest)
+
+    @property
+    def layers(self) -> tuple[Descriptor, ...]:
+        """The layer blobs, base first."""
+        return self.parsed.layers
 
 
 def blob_name(digest: str) -> str:
@@ -57,12 +63,14 @@ def saved_image(store: Store, image_id: str, refs: tuple[TaggedRef, ...]) -> Sav
     """Collect an image's stored config, manifest and layer descriptors for saving."""
     config = store.image_config(image_id)
     manifest = store.image_manifest(image_id)
-    obj = json.loads(manifest)
-    layers = tuple((d["digest"], int(d["size"])) for d in obj.get("layers") or ())
-    for digest, _ in layers:
-        if not store.has_blob(digest):
-            raise ArchiveError(f"save {image_id}: layer blob {digest} is missing from the store")
-    return SavedImage(image_id, config, manifest, layers, refs)
+    try:
+        parsed = Manifest.parse(manifest)
+    except ManifestError as e:
+        raise ArchiveError(f"save {image_id}: the stored manifest: {e}") from e
+    for layer in parsed.layers:
+        if not store.has_blob(layer.digest):
+            raise ArchiveError(f"save {image_id}: layer blob {layer.digest} is missing from the store")
+    return SavedImage(image_id, config, manifest, parsed, refs)
 
 
 def write_layout(out: ArchiveWriter, store: Store, images: list[SavedImage],
@@ -72,27 +80,25 @@ def write_layout(out: ArchiveWriter, store: Store, images: list[SavedImage],
     copied = 0
     out.add_bytes(LAYOUT_FILE, _json({"imageLayoutVersion": LAYOUT_VERSION}))
     out.add_dir("blobs/sha256")
-    descriptors: list[dict[str, Any]] = []
+    descriptors: list[Descriptor] = []
     for img in images:
         out.add_bytes(blob_name(img.image_id), img.config)
-        for digest, _ in img.layers:
-            name = blob_name(digest)
+        for layer in img.layers:
+            name = blob_name(layer.digest)
             if out.has(name):
                 continue
-            with store.open_blob(digest) as f:
+            with store.open_blob(layer.digest) as f:
                 size = _file_size(f)
                 out.add_stream(name, _Progress(f, copied, on_progress) if on_progress else f, size)
                 copied += size
         out.add_bytes(blob_name(img.manifest_digest), img.manifest)
-        media = json.loads(img.manifest).get("mediaType") or MEDIA_OCI_MANIFEST
-        base = {"mediaType": media, "digest": img.manifest_digest, "size": len(img.manifest)}
+        base = Descriptor(img.parsed.media_type or MEDIA_OCI_MANIFEST, img.manifest_digest, len(img.manifest))
         if not img.refs:
             descriptors.append(base)
         for ref in img.refs:
-            descriptors.append({**base, "annotations": {ANNOTATION_IMAGE_NAME: ref.full,
-                                                        ANNOTATION_REF_NAME: ref.tag}})
-    index = {"schemaVersion": 2, "mediaType": MEDIA_OCI_INDEX, "manifests": descriptors}
-    out.add_bytes(INDEX_FILE, _json(index))
+            descriptors.append(replace(base, annotations=((ANNOTATION_IMAGE_NAME, ref.full),
+                                                          (ANNOTATION_REF_NAME, ref.tag))))
+    out.add_bytes(INDEX_FILE, Index(MEDIA_OCI_INDEX, tuple(descriptors)).to_bytes())
 
 
 class _Progress:
@@ -127,12 +133,12 @@ def is_layout(reader: ArchiveReader) -> bool:
 def load_layout(store: Store, reader: ArchiveReader) -> list[tuple[str, str]]:
     """Load every image named by ``index.json``; returns (ref, image ID) per tag, or
     (image ID, image ID) for an image without a name."""
-    index = _read_blob_json(reader, None, INDEX_FILE)
+    index = _read_index(reader, None, INDEX_FILE, INDEX_FILE)
     loaded: list[tuple[str, str]] = []
     by_manifest: dict[str, str] = {}
-    for desc in _descriptors(index, INDEX_FILE):
+    for desc in index.manifests:
         manifest_desc = _pick_manifest(reader, desc, depth=0)
-        digest = manifest_desc["digest"]
+        digest = manifest_desc.digest
         if digest not in by_manifest:
             by_manifest[digest] = _load_manifest(store, reader, manifest_desc)
         image_id = by_manifest[digest]
@@ -145,34 +151,34 @@ def load_layout(store: Store, reader: ArchiveReader) -> list[tuple[str, str]]:
     return loaded
 
 
-def _name_of(desc: dict[str, Any]) -> TaggedRef | None:
+def _name_of(desc: Descriptor) -> TaggedRef | None:
     """containerd's rule: the full name first, then ``ref.name`` if it is a whole reference.
     A bare tag (``latest``) in ``ref.name`` names no repository: the image stays untagged."""
-    ann = desc.get("annotations") or {}
-    full = ann.get(ANNOTATION_IMAGE_NAME)
+    full = desc.annotation(ANNOTATION_IMAGE_NAME)
     if full:
         return parse_tagged(full)
-    ref_name = ann.get(ANNOTATION_REF_NAME)
+    ref_name = desc.annotation(ANNOTATION_REF_NAME)
     if ref_name and ("/" in ref_name or ":" in ref_name):
         return parse_tagged(ref_name)
     return None
 
 
-def _descriptors(obj: Any, what: str) -> list[dict[str, Any]]:
-    manifests = obj.get("manifests") if isinstance(obj, dict) else None
-    if not isinstance(manifests, list) or not manifests:
+def _read_index(reader: ArchiveReader, desc: Descriptor | None, name: str, what: str) -> Index:
+    """The index at ``name`` (verified against ``desc`` when given); it must list a manifest."""
+    try:
+        index = Index.parse(_read_blob_json(reader, desc, name))
+    except ManifestError as e:
+        raise ArchiveError(f"invalid archive: {what}: {e}") from e
+    if not index.manifests:
         raise ArchiveError(f"invalid archive: {what} lists no manifests")
-    for d in manifests:
-        if not isinstance(d, dict) or not is_digest(str(d.get("digest", ""))):
-            raise ArchiveError(f"invalid archive: bad descriptor in {what}: {d!r}")
-    return manifests
+    return index
 
 
-def _pick_manifest(reader: ArchiveReader, desc: dict[str, Any], *, depth: int) -> dict[str, Any]:
+def _pick_manifest(reader: ArchiveReader, desc: Descriptor, *, depth: int) -> Descriptor:
     """Resolve a descriptor to an image manifest descriptor; an index picks linux/<host arch>."""
-    media = desc.get("mediaType")
+    media = desc.media_type
     if media is None:              # optional in old layouts: the blob says what it is
-        blob = _read_blob_json(reader, desc, blob_name(desc["digest"]))
+        blob = _read_blob_json(reader, desc, blob_name(desc.digest))
         media = blob.get("mediaType") if isinstance(blob, dict) else None
         if media is None and isinstance(blob, dict):
             media = MEDIA_OCI_INDEX if "manifests" in blob else MEDIA_OCI_MANIFEST
@@ -182,43 +188,39 @@ def _pick_manifest(reader: ArchiveReader, desc: dict[str, Any], *, depth: int) -
         raise ArchiveError(f"invalid archive: unsupported manifest media type {media!r}")
     if depth > 4:
         raise ArchiveError("invalid archive: indexes nested too deeply")
-    nested = _read_blob_json(reader, desc, blob_name(desc["digest"]))
+    index = _read_index(reader, desc, blob_name(desc.digest), f"index {desc.digest}")
     arch = host_architecture()
-    for d in _descriptors(nested, f"index {desc['digest']}"):
-        platform = d.get("platform") or {}
-        if platform.get("os") == "linux" and platform.get("architecture") == arch:
-            return _pick_manifest(reader, d, depth=depth + 1)
-    raise ArchiveError(f"invalid archive: index {desc['digest']} has no image for linux/{arch}")
+    found = index.for_platform("linux", arch)
+    if found is None:
+        raise ArchiveError(f"invalid archive: index {desc.digest} has no image for linux/{arch}")
+    return _pick_manifest(reader, found, depth=depth + 1)
 
 
-def _load_manifest(store: Store, reader: ArchiveReader, desc: dict[str, Any]) -> str:
-    manifest = _read_blob_json(reader, desc, blob_name(desc["digest"]))
-    config_desc = manifest.get("config") if isinstance(manifest, dict) else None
-    if not isinstance(config_desc, dict) or not is_digest(str(config_desc.get("digest", ""))):
-        raise ArchiveError(f"invalid archive: manifest {desc['digest']} has no config descriptor")
-    config = _read_blob(reader, config_desc, blob_name(config_desc["digest"]))
-    layers = []
-    for i, ld in enumerate(manifest.get("layers") or ()):
-        if not isinstance(ld, dict) or not is_digest(str(ld.get("digest", ""))):
-            raise ArchiveError(f"invalid archive: bad descriptor for layer {i}: {ld!r}")
-        layers.append(((lambda n=blob_name(ld["digest"]): reader.open(n)), ld["digest"]))
+def _load_manifest(store: Store, reader: ArchiveReader, desc: Descriptor) -> str:
+    try:
+        manifest = Manifest.parse(_read_blob_json(reader, desc, blob_name(desc.digest)))
+    except ManifestError as e:
+        raise ArchiveError(f"invalid archive: manifest {desc.digest}: {e}") from e
+    config = _read_blob(reader, manifest.config, blob_name(manifest.config.digest))
+    layers = [((lambda n=blob_name(d.digest): reader.open(n)), d.digest) for d in manifest.layers]
     return store_image(store, config, layers)
 
 
-def _read_blob(reader: ArchiveReader, desc: dict[str, Any] | None, name: str) -> bytes:
+def _read_blob(reader: ArchiveReader, desc: Descriptor | None, name: str) -> bytes:
+    """The blob at ``name``, checked against ``desc``'s digest and size when given."""
     data = reader.read(name)
     if desc is not None:
         got = sha256_bytes(data)
-        if got != desc["digest"]:
+        if got != desc.digest:
             raise ArchiveError(f"invalid archive: {name}: digest {got} does not match its "
-                               f"descriptor {desc['digest']}")
-        if "size" in desc and desc["size"] != len(data):
+                               f"descriptor {desc.digest}")
+        if desc.size != len(data):
             raise ArchiveError(f"invalid archive: {name}: size {len(data)} does not match its "
-                               f"descriptor ({desc['size']})")
+                               f"descriptor ({desc.size})")
     return data
 
 
-def _read_blob_json(reader: ArchiveReader, desc: dict[str, Any] | None, name: str) -> Any:
+def _read_blob_json(reader: ArchiveReader, desc: Descriptor | None, name: str) -> Any:
     data = _read_blob(reader, desc, name)
     try:
         return json.loads(data)

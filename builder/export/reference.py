@@ -12,9 +12,8 @@ import re
 from dataclasses import dataclass
 
 from builder.errors import ArchiveError
-from builder.registry.reference import DEFAULT_DOMAIN, OFFICIAL_PREFIX, familiar_name
+from builder.oci.reference import familiar_name, official_path, split_domain
 
-_LEGACY_DOMAIN = "index.docker.io"
 _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 
@@ -52,15 +51,8 @@ def parse_tagged(ref: str, *, default_tag: str | None = "latest") -> TaggedRef:
         name, tag = ref.rsplit(":", 1)
     if tag is None or not _TAG.match(tag):
         raise ArchiveError(f"invalid tag {ref!r}: no valid tag")
-    first, sep, rest = name.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
-        domain, path = first, rest
-    else:
-        domain, path = DEFAULT_DOMAIN, name
-    if domain == _LEGACY_DOMAIN:
-        domain = DEFAULT_DOMAIN
-    if domain == DEFAULT_DOMAIN and "/" not in path:
-        path = OFFICIAL_PREFIX + path
+    domain, path = split_domain(name)
+    path = official_path(domain, path)
     if not all(_COMPONENT.match(c) for c in path.split("/")):
         raise ArchiveError(f"invalid tag {ref!r}: bad repository name")
     return TaggedRef(domain, path, tag)

@@ -7,6 +7,7 @@ re-serialises an imported tarball: its diffID is not the digest of the file give
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -26,7 +27,8 @@ def import_rootfs(store: Store, tar_path: str | Path, ref: str | None) -> str:
     history entry "Imported from <file name>"."""
     path = Path(tar_path)
     scratch = store.scratch_dir("import")
-    tmp = scratch.with_name(scratch.name + ".tar")      # under tmp/, removed with the scratch on failure
+    fd, tmp = store.temp_file("import")                 # the layer tar; removed on failure
+    out = os.fdopen(fd, "wb")
     committed = False
     try:
         try:
@@ -40,13 +42,14 @@ def import_rootfs(store: Store, tar_path: str | Path, ref: str | None) -> str:
                 unpack_layer(stream, scratch)
             except LayerError as e:
                 raise ArchiveError(f"import {path}: {e}") from e
-        with open(tmp, "xb") as out:
+        with out:
             layer = capture(scratch, out)
             out.flush()
         info = store.commit_layer(chain_id=layer.diff_id, diff_id=layer.diff_id, parent=None,
                                   unpacked=scratch, tar_path=tmp, size=layer.size)
         committed = True
     finally:
+        out.close()
         if not committed:
             shutil.rmtree(scratch, ignore_errors=True)
             tmp.unlink(missing_ok=True)

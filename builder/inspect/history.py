@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from builder.build.log import human_size
-from builder.oci.digest import chain_ids
+from builder.oci.digest import chain_ids, short_id
 from builder.oci.config import ImageConfig, parse_config
 from builder.store.store import Store
 
@@ -75,11 +75,11 @@ def format_history(rows: list[HistoryRow], *, no_trunc: bool = False, ids: bool 
     header = ("IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT")
     table = [header + (("DIFF ID", "CHAIN ID") if ids else ())]
     for r in rows:
-        image = r.image if r.image == "<missing>" or no_trunc else r.image[7:19]
+        image = r.image if r.image == "<missing>" or no_trunc else short_id(r.image)
         by = r.created_by if no_trunc else _trunc(r.created_by, 45)
         row = (image, since(r.created, now), by, human_size(r.size), r.comment)
         if ids:
-            row += tuple("" if d is None else d if no_trunc else d[7:19] for d in (r.diff_id, r.chain_id))
+            row += tuple("" if d is None else d if no_trunc else short_id(d) for d in (r.diff_id, r.chain_id))
         table.append(row)
     return render(table)
 

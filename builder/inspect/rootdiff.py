@@ -10,13 +10,12 @@ directory is one ``D`` row: its contents are not listed again.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.oci.digest import CHUNK
+from builder.oci.digest import sha256_file_hex, short_id
 from builder.errors import PybuildError
 from builder.inspect.changes import (Change, LayerIndex, classify, filetype_of, image_layers,
                                      union_lookup)
@@ -55,11 +54,11 @@ def layer_diff(store: Store, image_id: str, layer: int | None = None, *,
     _, _, indexes = image_layers(store, image_id)
     n = len(indexes)
     if n == 0:
-        raise PybuildError(f"image {image_id[7:19]} has no layers")
+        raise PybuildError(f"image {short_id(image_id)} has no layers")
     if layer is None:
         layer = n - 1
     if not 0 <= layer < n:
-        raise PybuildError(f"image {image_id[7:19]} has no layer {layer} (layers are 0 to {n - 1})")
+        raise PybuildError(f"image {short_id(image_id)} has no layer {layer} (layers are 0 to {n - 1})")
     rows = [row_of_change(c) for c in classify(indexes[layer], indexes[:layer][::-1])]
     return [r for r in rows if copied_up or not r.copied_up_dir]
 
@@ -129,7 +128,7 @@ def _differences(p1: Path, st1: os.stat_result, p2: Path, st2: os.stat_result) -
     if stat.S_ISREG(st1.st_mode):
         if st1.st_size != st2.st_size:
             what.append("size")
-        elif (st1.st_dev, st1.st_ino) != (st2.st_dev, st2.st_ino) and _sha256(p1) != _sha256(p2):
+        elif (st1.st_dev, st1.st_ino) != (st2.st_dev, st2.st_ino) and sha256_file_hex(p1) != sha256_file_hex(p2):
             what.append("content")
     elif stat.S_ISLNK(st1.st_mode):
         if os.readlink(p1) != os.readlink(p2):
@@ -138,14 +137,6 @@ def _differences(p1: Path, st1: os.stat_result, p2: Path, st2: os.stat_result) -
         if st1.st_rdev != st2.st_rdev:
             what.append("device")
     return what
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # -- the table ---------------------------------------------------------------------------------

@@ -11,7 +11,9 @@ directory just above the image (docker's ``-init`` layer), whose directories cop
 own metadata, so a RUN that writes into /etc copies up /etc exactly as it is in the image.
 
 ``run`` chroots and execs a command (RUN); ``call_in_root`` runs a Python function on the
-merged dir (ADD, COPY, WORKDIR).  Both return only after every mount is gone.
+merged dir (ADD, COPY, WORKDIR).  Both return only after every mount is gone.  A child reports
+back one pickled ``Outcome``: a PybuildError it raised is raised again in the parent as the
+same object (same type, same attributes); anything else is an internal error.
 """
 
 from __future__ import annotations
@@ -47,6 +49,37 @@ _libc = ctypes.CDLL(None, use_errno=True)
 INIT_DIRS = ("dev", "proc", "sys", "etc")
 INIT_FILES = ("etc/resolv.conf", "etc/hosts", "etc/hostname")
 DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a child sends back through its pipe, pickled.
+
+    ``error`` None: the call returned ``value``.  Otherwise ``error`` is the PybuildError it
+    raised, re-raised as is by the parent.  ``internal`` is the type name of anything else it
+    raised (a bug) and ``trace`` the child's traceback of it; ``error`` is then None."""
+
+    value: Any = None
+    error: errors.PybuildError | None = None
+    internal: str = ""
+    trace: str = ""
+
+    def result(self) -> Any:
+        """``value``, or raise what the child raised (internal errors as RuntimeError)."""
+        if self.error is not None:
+            raise self.error
+        if self.internal:
+            raise RuntimeError(f"internal error in sandbox helper ({self.internal}):\n{self.trace}")
+        return self.value
+
+
+def _pickled(outcome: Outcome) -> bytes:
+    """``outcome`` pickled; an outcome that does not pickle becomes an internal error."""
+    try:
+        return pickle.dumps(outcome)
+    except Exception as e:  # noqa: BLE001 - whatever pickle raises, the parent must hear of it
+        what = "result" if outcome.error is None else f"{type(outcome.error).__name__}"
+        return pickle.dumps(Outcome(internal="PicklingError", trace=f"{what} does not pickle: {e!r}"))
 
 
 @dataclass(frozen=True)
@@ -121,18 +154,18 @@ def run(mount: OverlayMount, spec: RunSpec, on_output: Callable[[bytes], None] |
     except BaseException:
         _kill_all(pid, ctl_r)
         raise
-    for line in report.splitlines():
-        kind, _, value = line.partition(b" ")
-        if kind == b"error":
-            raise errors.SandboxError(value.decode(errors="replace"))
+    _, outcome = _parse_report(report)
+    if outcome is not None:
+        outcome.result()
     return status
 
 
 def call_in_root(mount: OverlayMount, fn: Callable[..., Any], *args: Any) -> Any:
     """Call ``fn(merged_dir, *args)`` in a child with the union mounted on ``mount.target``.
 
-    Returns what ``fn`` returned (it must pickle).  A PybuildError raised by ``fn`` is raised
-    here again with its message; anything else becomes an internal error with its trace."""
+    Returns what ``fn`` returned (it must pickle).  A PybuildError raised by ``fn`` (or while
+    mounting) is raised here again: the same type with the same attributes.  Anything else
+    becomes a RuntimeError "internal error in sandbox helper" carrying the child's traceback."""
     res_r, res_w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -143,19 +176,15 @@ def call_in_root(mount: OverlayMount, fn: Callable[..., Any], *args: Any) -> Any
             _enter_namespaces(CLONE_NEWNS)
             overlay.mount_overlay(mount)
             try:
-                payload = ("ok", fn(Path(mount.target), *args))
+                outcome = Outcome(value=fn(Path(mount.target), *args))
             finally:
                 overlay.umount(mount.target)
         except errors.PybuildError as e:
-            payload, code = ("error", type(e).__name__, str(e)), 1
+            outcome, code = Outcome(error=e), 1
         except BaseException as e:  # noqa: BLE001 - reported to the parent, not swallowed
-            payload, code = ("internal", type(e).__name__, traceback.format_exc()), 2
-        try:
-            data = pickle.dumps(payload)
-        except Exception:  # noqa: BLE001
-            data, code = pickle.dumps(("internal", "PicklingError", "result does not pickle")), 2
+            outcome, code = Outcome(internal=type(e).__name__, trace=traceback.format_exc()), 2
         with os.fdopen(res_w, "wb") as f:
-            f.write(data)
+            f.write(_pickled(outcome))
         os._exit(code)
     os.close(res_w)
     try:
@@ -166,15 +195,9 @@ def call_in_root(mount: OverlayMount, fn: Callable[..., Any], *args: Any) -> Any
         raise
     if not data:
         raise errors.SandboxError("the helper process died without a result")
-    payload = pickle.loads(data)
-    if payload[0] == "ok":
-        return payload[1]
-    if payload[0] == "error":
-        cls = getattr(errors, payload[1], errors.PybuildError)
-        if cls in (errors.BuildfileError, errors.StepError) or not issubclass(cls, errors.PybuildError):
-            cls = errors.PybuildError
-        raise cls(payload[2])
-    raise RuntimeError(f"internal error in sandbox helper ({payload[1]}):\n{payload[2]}")
+    outcome = pickle.loads(data)
+    assert isinstance(outcome, Outcome), f"internal error: sandbox helper sent {outcome!r}"
+    return outcome.result()
 
 
 # -- inside the children ------------------------------------------------------------------
@@ -208,12 +231,39 @@ def _child_run(mount: OverlayMount, spec: RunSpec, files_dir: str, out_w: int, c
         for point in overlay.mounts_under(merged):
             overlay.umount(point, MNT_DETACH if point != merged else 0)
     except BaseException as e:  # noqa: BLE001 - reported through the control pipe
-        msg = str(e) if isinstance(e, errors.PybuildError) else f"internal error: {e!r}"
+        error = e if isinstance(e, errors.PybuildError) else errors.SandboxError(f"internal error: {e!r}")
         try:
-            os.write(ctl_w, b"error " + msg.encode(errors="replace") + b"\n")
+            _write_all(ctl_w, _ERROR_MARK + _pickled(Outcome(error=error)))
         except OSError:
             pass
     os._exit(code)
+
+
+# The control pipe of ``run``: ``pid <n>\n`` once the command runs, then, if setting up or
+# tearing down failed, ``error\n`` followed by a pickled Outcome up to the end of the pipe.
+_ERROR_MARK = b"error\n"
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _parse_report(data: bytes) -> tuple[int | None, Outcome | None]:
+    """(pid of the command, if it was reported; the error Outcome, if one was sent)."""
+    head, mark, tail = data.partition(_ERROR_MARK)
+    pid = None
+    for line in head.splitlines():
+        if line.startswith(b"pid "):
+            pid = int(line[4:])
+    if not mark:
+        return pid, None
+    try:
+        outcome = pickle.loads(tail)
+    except Exception as e:  # noqa: BLE001 - a child killed mid-write: say so, not a pickle error
+        return pid, Outcome(error=errors.SandboxError(f"internal error: unreadable sandbox report: {e!r}"))
+    return pid, outcome
 
 
 def _mount_sandbox(merged: str, files_dir: str) -> None:
@@ -332,10 +382,7 @@ def _kill_all(pid: int, ctl_r: int | None) -> None:
     if ctl_r is not None:
         try:
             os.set_blocking(ctl_r, False)
-            data = os.read(ctl_r, 65536)
-            for line in data.splitlines():
-                if line.startswith(b"pid "):
-                    inner = int(line[4:])
+            inner, _ = _parse_report(os.read(ctl_r, 65536).partition(_ERROR_MARK)[0])
         except OSError:
             pass
     for target in (inner, pid):

@@ -11,8 +11,6 @@ so nothing is ever written outside the target (oci-layers-registry.md §1.4, §1
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import lzma
 import os
 import stat
@@ -25,6 +23,7 @@ from builder.oci.digest import CHUNK, HashingReader
 from builder.errors import LayerError
 from builder.layer import whiteout
 from builder.layer.capture import CapturedEntry
+from builder.layer.compression import open_decompressed
 from builder.layer.root import RootDir, clean, remove_all
 
 
@@ -351,31 +350,6 @@ def _copy(tar: tarfile.TarFile, member: tarfile.TarInfo, fd: int) -> None:
         raise LayerError(f"read tar: {member.name}: {e}") from e
 
 
-_MAGIC = [(b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"),
-          (b"\x28\xb5\x2f\xfd", "zstd")]
-
-
-def _open_decompressed(path: Path) -> BinaryIO | None:
-    f = open(path, "rb")
-    head = f.read(6)
-    f.seek(0)
-    kind = next((k for magic, k in _MAGIC if head.startswith(magic)), None)
-    if kind == "gzip":
-        return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
-    if kind == "bzip2":
-        return bz2.BZ2File(f, "rb")  # type: ignore[return-value]
-    if kind == "xz":
-        return lzma.LZMAFile(f, "rb")  # type: ignore[return-value]
-    if kind == "zstd":
-        try:
-            import zstandard  # type: ignore[import-not-found]
-        except ImportError:
-            f.close()
-            return None
-        return zstandard.ZstdDecompressor().stream_reader(f, closefd=True)
-    return f
-
-
 def open_maybe_compressed(path: Path) -> BinaryIO | None:
     """A stream of the tar inside ``path`` (plain, gzip, bzip2, xz, zstd if installed).
 
@@ -384,10 +358,10 @@ def open_maybe_compressed(path: Path) -> BinaryIO | None:
     the returned stream.  Raises LayerError if ``path`` cannot be opened.
     """
     try:
-        probe = _open_decompressed(Path(path))
+        probe = open_decompressed(path)
     except OSError as e:
         raise LayerError(f"open archive {path}: {e.strerror}") from e
-    if probe is None:
+    except LayerError:          # zstd without the zstandard package: not an archive we read
         return None
     try:
         block = probe.read(tarfile.BLOCKSIZE)
@@ -399,7 +373,7 @@ def open_maybe_compressed(path: Path) -> BinaryIO | None:
         probe.close()
         return None
     probe.close()
-    return _open_decompressed(Path(path))
+    return open_decompressed(path)
 
 
 __all__ = ["Unpacked", "unpack_layer", "extract_archive", "open_maybe_compressed"]

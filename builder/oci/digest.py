@@ -16,6 +16,7 @@ EMPTY_TAR = b"\0" * 1024
 EMPTY_LAYER_DIFF_ID = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+#: How much local file data is read (and hashed, copied) at a time.
 CHUNK = 1 << 20
 
 
@@ -50,8 +51,15 @@ def sha256_stream(stream: BinaryIO) -> tuple[str, int]:
 
 
 def sha256_file(path: str | Path) -> tuple[str, int]:
+    """Hash a file's content; returns (digest, size).  Raises OSError."""
     with open(path, "rb") as f:
         return sha256_stream(f)
+
+
+def sha256_file_hex(path: str | Path) -> str:
+    """The bare 64 hex digits of a file's sha256 (no ``sha256:``), as content checksums keep
+    it.  Raises OSError."""
+    return sha256_file(path)[0][7:]
 
 
 def chain_id(parent: str | None, diff_id: str) -> str:

@@ -16,10 +16,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from builder.registry import RegistryError
+from builder.errors import RegistryError
 from builder.registry.reference import registry_host
+from builder.store.store import Store
 
-AUTH_FILE = "auth.json"
 MIN_TOKEN_LIFETIME = 60          # seconds; the spec's default and minimum for expires_in
 
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
@@ -129,10 +129,11 @@ def _read_auths(path: Path) -> dict:
     return auths if isinstance(auths, dict) else {}
 
 
-def load_credentials(host: str, *, store_root: Path | None, home: Path | None = None) -> Credentials | None:
-    """Credentials for registry ``host`` (``host[:port]`` or ``docker.io``), or None."""
+def load_credentials(host: str, *, auth_file: Path | None, home: Path | None = None) -> Credentials | None:
+    """Credentials for registry ``host`` (``host[:port]`` or ``docker.io``) from ``auth_file``
+    (the store's, may be None) or ``~/.docker/config.json``; None if neither has them."""
     home = home if home is not None else Path(os.environ.get("HOME") or "~").expanduser()
-    files = ([store_root / AUTH_FILE] if store_root is not None else []) + [home / ".docker" / "config.json"]
+    files = ([auth_file] if auth_file is not None else []) + [home / ".docker" / "config.json"]
     for path in files:
         for key, entry in _read_auths(path).items():
             try:
@@ -152,10 +153,9 @@ def load_credentials(host: str, *, store_root: Path | None, home: Path | None = 
     return None
 
 
-def save_credentials(store_root: Path, host: str, username: str, password: str) -> Path:
-    """Add or replace ``host``'s entry in ``<store>/auth.json`` (mode 0600, atomic)."""
-    from builder.store.store import atomic_write
-    path = store_root / AUTH_FILE
+def save_credentials(store: Store, host: str, username: str, password: str) -> Path:
+    """Add or replace ``host``'s entry in the store's auth.json (mode 0600, atomic)."""
+    path = store.auth_path()
     try:
         obj = json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
@@ -164,7 +164,7 @@ def save_credentials(store_root: Path, host: str, username: str, password: str) 
         obj = {"auths": {}}
     token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
     obj["auths"][host] = {"auth": token}
-    atomic_write(path, json.dumps(obj, indent=1, sort_keys=True).encode(), store_root)
+    store.atomic_write(path, json.dumps(obj, indent=1, sort_keys=True).encode())
     os.chmod(path, 0o600)
     return path
 

@@ -17,13 +17,18 @@ from urllib.parse import urljoin
 
 import requests
 
-from builder.registry import RegistryError
-from builder.registry.auth import BearerToken, Challenge, Credentials, parse_www_authenticate, token_from_response
+from builder.errors import RegistryError
+from builder.oci.digest import sha256_bytes
+from builder.oci.manifest import INDEX_TYPES, MANIFEST_TYPES
+from builder.store.store import Store
+from builder.registry.auth import (BearerToken, Challenge, Credentials, load_credentials, parse_www_authenticate,
+                                   token_from_response)
 from builder.registry.reference import RegistryRef
 
-from builder.oci.manifest import INDEX_TYPES, MANIFEST_TYPES
 ACCEPT = ", ".join(INDEX_TYPES + MANIFEST_TYPES)
-CHUNK = 64 << 10                 # network reads: a broken transfer keeps all but the last
+#: Network reads (not CHUNK, the local file read size): small, so that progress moves and a
+#: broken transfer keeps all but the last few KiB.
+NET_CHUNK = 64 << 10
 RETRIES = 3
 
 
@@ -169,7 +174,7 @@ class RegistryClient:
         resp = self.request("GET", f"/v2/{path}/manifests/{reference}", scopes=(pull_scope(path),),
                             what=what, headers={"Accept": ACCEPT})
         body = resp.content
-        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        digest = sha256_bytes(body)
         if reference.startswith("sha256:") and digest != reference:
             raise RegistryError(f"{what}: digest mismatch: the registry sent a manifest with "
                                 f"digest {digest}; refused")
@@ -197,7 +202,7 @@ class RegistryClient:
             raise RegistryError(f"blob {digest} in {self.host}/{path} is too big ({size} bytes)")
         what = f"get blob {digest} from {self.host}/{path}"
         data = self.request("GET", f"/v2/{path}/blobs/{digest}", scopes=(pull_scope(path),), what=what).content
-        _check_blob(what, digest, size, len(data), "sha256:" + hashlib.sha256(data).hexdigest())
+        _check_blob(what, digest, size, len(data), sha256_bytes(data))
         return data
 
     def fetch_blob(self, path: str, digest: str, size: int, dest: Path, *, on_progress=None) -> None:
@@ -218,7 +223,7 @@ class RegistryClient:
                             out.seek(0)
                             out.truncate()
                             h, got = hashlib.sha256(), 0
-                        for chunk in resp.iter_content(CHUNK):
+                        for chunk in resp.iter_content(NET_CHUNK):
                             out.write(chunk)
                             h.update(chunk)
                             got += len(chunk)
@@ -294,7 +299,7 @@ class RegistryClient:
 
     def put_manifest(self, path: str, reference: str, body: bytes, media_type: str) -> str:
         """PUT the exact manifest bytes; returns their digest."""
-        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        digest = sha256_bytes(body)
         self.request("PUT", f"/v2/{path}/manifests/{reference}", scopes=(push_scope(path),),
                      what=f"put manifest {self.host}/{path}:{reference}", expect=(201,),
                      headers={"Content-Type": media_type}, data=body)
@@ -360,9 +365,8 @@ def _reason(e: Exception) -> str:
     return text[:200]
 
 
-def open_client(store_root: Path | None, ref: RegistryRef, *, insecure: bool = False,
+def open_client(store: Store | None, ref: RegistryRef, *, insecure: bool = False,
                 session: requests.Session | None = None) -> RegistryClient:
     """A client for ``ref``'s registry with the credentials stored for it (if any)."""
-    from builder.registry.auth import load_credentials
-    creds = load_credentials(ref.domain, store_root=store_root)
+    creds = load_credentials(ref.domain, auth_file=store.auth_path() if store is not None else None)
     return RegistryClient(ref, credentials=creds, insecure=insecure, session=session)

@@ -12,10 +12,10 @@ from typing import Any
 
 import requests
 
-from builder.registry import RegistryError
+from builder.errors import RegistryError
 from builder.oci.manifest import INDEX_TYPES
 from builder.registry.client import open_client
-from builder.registry.pull import MAX_INDEX_DEPTH, choose_platform
+from builder.registry.pull import MAX_INDEX_DEPTH, choose_platform, read_index, read_manifest
 from builder.registry.reference import parse_reference
 from builder.store.store import Store
 
@@ -27,33 +27,28 @@ def inspect_remote(ref: str, *, insecure: bool = False, store: Store | None = No
     layers [{digest, size, mediaType}], config_size, layers_size, total_size (layers + config,
     compressed).  Raises RegistryError."""
     target = parse_reference(ref)
-    client = open_client(store.root if store else None, target, insecure=insecure, session=session)
+    client = open_client(store, target, insecure=insecure, session=session)
     body, media, digest = client.get_manifest(target.path, target.reference)
     index = index_digest = platform = None
     for _ in range(MAX_INDEX_DEPTH):
         if media not in INDEX_TYPES:
             break
         index, index_digest = _json(body, target.full), digest
-        entry = choose_platform(index, target, arch=arch)
-        platform = entry.get("platform")
-        body, media, digest = client.get_manifest(target.path, entry["digest"])
+        entry = choose_platform(read_index(index, target), target, arch=arch)
+        platform = entry.platform.to_json() if entry.platform is not None else None
+        body, media, digest = client.get_manifest(target.path, entry.digest)
     else:
         raise RegistryError(f"{target.full}: indexes nested more than {MAX_INDEX_DEPTH} deep")
-    manifest = _json(body, target.full)
-    cdesc = manifest.get("config")
-    if not isinstance(cdesc, dict) or not isinstance(cdesc.get("size"), int):
-        raise RegistryError(f"{target.full}: the manifest has no valid config descriptor")
-    config_bytes = client.get_blob_bytes(target.path, cdesc["digest"], cdesc["size"])
+    manifest = _json(body, target.full)          # shown as the registry sent it
+    parsed = read_manifest(manifest, target)
+    cdesc = parsed.config
+    config_bytes = client.get_blob_bytes(target.path, cdesc.digest, cdesc.size)
     try:
         config = json.loads(config_bytes)
     except ValueError:
         config = None
-    layers = []
-    for i, d in enumerate(manifest.get("layers") or []):
-        if not isinstance(d, dict) or not isinstance(d.get("size"), int):
-            raise RegistryError(f"{target.full}: manifest layers[{i}] is not a valid descriptor")
-        layers.append({"digest": d.get("digest"), "size": d["size"], "mediaType": d.get("mediaType")})
-    layers_size = sum(d["size"] for d in layers)
+    layers = [{"digest": d.digest, "size": d.size, "mediaType": d.media_type} for d in parsed.layers]
+    layers_size = sum(d.size for d in parsed.layers)
     if platform is None and isinstance(config, dict):
         platform = {k: config[k] for k in ("os", "architecture", "variant") if config.get(k)}
     return {
@@ -64,13 +59,13 @@ def inspect_remote(ref: str, *, insecure: bool = False, store: Store | None = No
         "index": index,
         "index_digest": index_digest,
         "platform": platform,
-        "config_digest": cdesc["digest"],
-        "config_mediaType": cdesc.get("mediaType"),
+        "config_digest": cdesc.digest,
+        "config_mediaType": cdesc.media_type,
         "config": config,
-        "config_size": cdesc["size"],
+        "config_size": cdesc.size,
         "layers": layers,
         "layers_size": layers_size,
-        "total_size": layers_size + cdesc["size"],
+        "total_size": layers_size + cdesc.size,
     }
 
 

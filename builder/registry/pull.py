@@ -9,9 +9,8 @@ the store is not fetched.  Compressed blobs are kept, so a later push sends the 
 
 from __future__ import annotations
 
-import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -20,12 +19,11 @@ from typing import Any
 
 import requests
 
-from builder.oci.digest import chain_ids, is_digest
-from builder.errors import ArchiveError
-from builder.store.ingest import store_layer_from_tar
+from builder.errors import ArchiveError, ManifestError, RegistryError
 from builder.oci.config import host_architecture, parse_config
-from builder.oci.manifest import INDEX_TYPES
-from builder.registry import RegistryError
+from builder.oci.digest import chain_ids, short_id
+from builder.oci.manifest import INDEX_TYPES, Descriptor, Index, Manifest, Platform
+from builder.store.ingest import store_layer_from_tar
 from builder.registry.client import open_client
 from builder.registry.records import CompressedBlob, remember_compressed, remember_repo
 from builder.registry.reference import RegistryRef, parse_reference
@@ -65,19 +63,18 @@ def pull(store: Store, reference: str | RegistryRef, *, insecure: bool = False,
     Raises RegistryError on any failure; the store then holds no new image, tag or layer
     (a failure while unpacking a verified blob may leave earlier layers, which prune removes)."""
     ref = parse_reference(reference) if isinstance(reference, str) else reference
-    client = open_client(store.root, ref, insecure=insecure, session=session)
+    client = open_client(store, ref, insecure=insecure, session=session)
     body, media, digest = client.get_manifest(ref.path, ref.reference)
     for _ in range(MAX_INDEX_DEPTH):
         if media not in INDEX_TYPES:
             break
-        child = choose_platform(_json(body, ref), ref)
-        body, media, digest = client.get_manifest(ref.path, child["digest"])
+        child = choose_platform(read_index(body, ref), ref)
+        body, media, digest = client.get_manifest(ref.path, child.digest)
     else:
         raise RegistryError(f"{ref.full}: indexes nested more than {MAX_INDEX_DEPTH} deep")
-    manifest = _json(body, ref)
-    config_desc = _descriptor(manifest.get("config"), ref, "config")
-    layers = [_descriptor(d, ref, f"layers[{i}]") for i, d in enumerate(manifest.get("layers") or [])]
-    config = client.get_blob_bytes(ref.path, config_desc["digest"], config_desc["size"])
+    manifest = read_manifest(body, ref)
+    config_desc, layers = manifest.config, manifest.layers
+    config = client.get_blob_bytes(ref.path, config_desc.digest, config_desc.size)
     try:
         cfg = parse_config(config)
     except ArchiveError as e:
@@ -86,13 +83,13 @@ def pull(store: Store, reference: str | RegistryRef, *, insecure: bool = False,
         raise RegistryError(f"{ref.full}: the manifest lists {len(layers)} layers, the config "
                             f"{len(cfg.diff_ids)} diff_ids")
     for i, d in enumerate(layers):
-        if d.get("mediaType") not in LAYER_TYPES:
-            raise RegistryError(f"{ref.full}: layer {i} has unsupported media type {d.get('mediaType')!r}")
+        if d.media_type not in LAYER_TYPES:
+            raise RegistryError(f"{ref.full}: layer {i} has unsupported media type {d.media_type!r}")
     chains = chain_ids(cfg.diff_ids)
-    result = PullResult(config_desc["digest"], None, digest)
+    result = PullResult(config_desc.digest, None, digest)
     with store.in_use():
         todo = [i for i, c in enumerate(chains) if not store.has_layer(c)]
-        result.present = [layers[i]["digest"] for i in range(len(layers)) if i not in todo]
+        result.present = [layers[i].digest for i in range(len(layers)) if i not in todo]
         scratch = store.scratch_dir("pull")
         try:
             files = _download(client, ref, layers, todo, scratch, workers, bar)
@@ -102,23 +99,23 @@ def pull(store: Store, reference: str | RegistryRef, *, insecure: bool = False,
             image_id = store.put_config(config, cfg.diff_ids)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-    for d in layers + [config_desc]:
-        remember_repo(store, ref.domain, d["digest"], ref.path)
-    result.fetched = [layers[i]["digest"] for i in todo]
+    for d in (*layers, config_desc):
+        remember_repo(store, ref.domain, d.digest, ref.path)
+    result.fetched = [layers[i].digest for i in todo]
     if ref.tag and not ref.digest:
         store.set_tag(ref.familiar, image_id)
         result.tag = ref.familiar
     return result
 
 
-def _download(client, ref: RegistryRef, layers: list[dict], todo: list[int], scratch: Path,
+def _download(client, ref: RegistryRef, layers: Sequence[Descriptor], todo: list[int], scratch: Path,
               workers: int, bar: ProgressBar | None) -> dict[int, Path]:
     """Fetch the blobs of layers ``todo`` into ``scratch`` in parallel; all or nothing."""
     def one(i: int) -> Path:
         d = layers[i]
         dest = scratch / f"layer-{i}"
-        with (bar(d["digest"][7:19], d["size"]) if bar else nullcontext(None)) as done:
-            client.fetch_blob(ref.path, d["digest"], d["size"], dest, on_progress=done)
+        with (bar(short_id(d.digest), d.size) if bar else nullcontext(None)) as done:
+            client.fetch_blob(ref.path, d.digest, d.size, dest, on_progress=done)
         return dest
     if not todo:
         return {}
@@ -130,51 +127,54 @@ def _download(client, ref: RegistryRef, layers: list[dict], todo: list[int], scr
         return {i: f.result() for i, f in futures.items()}
 
 
-def _store_layer(store: Store, ref: RegistryRef, desc: dict, path: Path, diff_id: str,
+def _store_layer(store: Store, ref: RegistryRef, desc: Descriptor, path: Path, diff_id: str,
                  parent: str | None, index: int) -> None:
-    label = f"{ref.full} layer {index} ({desc['digest']})"
+    label = f"{ref.full} layer {index} ({desc.digest})"
     try:
         with open(path, "rb") as f:
             store_layer_from_tar(store, f, parent_chain=parent, expected_diff_id=diff_id,
-                                 expected_digest=desc["digest"], label=label)
+                                 expected_digest=desc.digest, label=label)
     except ArchiveError as e:
         raise RegistryError(str(e)) from e
-    compression = LAYER_TYPES[desc["mediaType"]]
+    compression = LAYER_TYPES[desc.media_type or ""]
     if compression != "none":                 # keep the registry's bytes for the next push
-        store.put_blob_file(path, desc["digest"])
-        remember_compressed(store, diff_id, CompressedBlob(desc["digest"], desc["size"], compression))
+        store.put_blob_file(path, desc.digest)
+        remember_compressed(store, diff_id, CompressedBlob(desc.digest, desc.size, compression))
 
 
-def choose_platform(index: dict[str, Any], ref: RegistryRef, *, os_name: str = "linux",
-                    arch: str | None = None) -> dict[str, Any]:
+def choose_platform(index: Index, ref: RegistryRef, *, os_name: str = "linux",
+                    arch: str | None = None) -> Descriptor:
     """The first entry of an index for ``os_name``/``arch`` (default: the host's), skipping
     attestation entries (``unknown/unknown``).  Variants are not compared: the first entry of
     the architecture wins, as the spec recommends."""
     arch = arch or host_architecture()
     seen: list[str] = []
-    for m in index.get("manifests") or []:
-        if not isinstance(m, dict):
+    for m in index.manifests:
+        p = m.platform or _NO_PLATFORM
+        if p.os == "unknown" or m.annotation("vnd.docker.reference.type") == "attestation-manifest":
             continue
-        p = m.get("platform") or {}
-        annotations = m.get("annotations") or {}
-        if p.get("os") == "unknown" or annotations.get("vnd.docker.reference.type") == "attestation-manifest":
-            continue
-        seen.append(f"{p.get('os')}/{p.get('architecture')}" + (f"/{p['variant']}" if p.get("variant") else ""))
-        if p.get("os") == os_name and p.get("architecture") == arch and is_digest(str(m.get("digest"))):
+        seen.append(f"{p.os}/{p.architecture}" + (f"/{p.variant}" if p.variant else ""))
+        if p.os == os_name and p.architecture == arch:
             return m
     raise RegistryError(f"{ref.full}: no {os_name}/{arch} image in the index "
                         f"(it has: {', '.join(seen) or 'nothing usable'})")
 
 
-def _json(body: bytes, ref: RegistryRef) -> dict[str, Any]:
-    obj = json.loads(body)
-    if not isinstance(obj, dict) or obj.get("schemaVersion") != 2:
-        raise RegistryError(f"{ref.full}: not a schemaVersion 2 manifest")
-    return obj
+_NO_PLATFORM = Platform(())
 
 
-def _descriptor(d: Any, ref: RegistryRef, where: str) -> dict[str, Any]:
-    if not isinstance(d, dict) or not is_digest(str(d.get("digest"))) \
-            or not isinstance(d.get("size"), int) or d["size"] < 0:
-        raise RegistryError(f"{ref.full}: manifest {where} is not a valid descriptor")
-    return d
+def read_index(data: bytes | dict[str, Any], ref: RegistryRef) -> Index:
+    """Validate an index the registry sent; RegistryError "<ref>: <what is wrong>" if it is not one."""
+    try:
+        return Index.parse(data)
+    except ManifestError as e:
+        raise RegistryError(f"{ref.full}: {e}") from e
+
+
+def read_manifest(data: bytes | dict[str, Any], ref: RegistryRef) -> Manifest:
+    """Validate an image manifest the registry sent; RegistryError "<ref>: <what is wrong>"
+    ("not a schemaVersion 2 manifest", "manifest layers[2] is not a valid descriptor", …)."""
+    try:
+        return Manifest.parse(data)
+    except ManifestError as e:
+        raise RegistryError(f"{ref.full}: {e}") from e

@@ -11,20 +11,17 @@ default, Docker schema2 with ``fmt="docker"``.
 from __future__ import annotations
 
 import gzip
-import json
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import requests
 
-from builder.oci.digest import CHUNK, HashingWriter
+from builder.oci.digest import CHUNK, HashingWriter, short_id
 from builder.oci.config import parse_config
-from builder.oci.manifest import MEDIA_DOCKER_MANIFEST, MEDIA_OCI_MANIFEST
-from builder.registry import RegistryError
+from builder.oci.manifest import MEDIA_DOCKER_MANIFEST, MEDIA_OCI_MANIFEST, Descriptor, Manifest
+from builder.errors import RegistryError
 from builder.registry.client import RegistryClient, open_client
 from builder.registry.records import (CompressedBlob, compressed_blob, remember_compressed,
                                       remember_repo, repos_holding)
@@ -69,7 +66,7 @@ def push(store: Store, image: str, dest: str | None = None, *, fmt: str = "oci",
         raise RegistryError(f"push {ref.full}: push to a tag, not a digest")
     config = store.image_config(image_id)
     diff_ids = parse_config(config).diff_ids
-    client = open_client(store.root, ref, insecure=insecure, session=session)
+    client = open_client(store, ref, insecure=insecure, session=session)
     result = PushResult(ref)
     with store.in_use():
         with ThreadPoolExecutor(max(1, min(len(diff_ids), os.cpu_count() or 1))) as pool:
@@ -80,14 +77,10 @@ def push(store: Store, image: str, dest: str | None = None, *, fmt: str = "oci",
                                     f"{fmt} manifest; use --format oci")
             send_blob(client, store, ref, blob.digest, blob.size, result, monolithic_max, bar)
         send_blob(client, store, ref, image_id, len(config), result, monolithic_max)
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": _MANIFEST_TYPES[fmt],
-        "config": {"mediaType": _CONFIG_TYPES[fmt], "digest": image_id, "size": len(config)},
-        "layers": [{"mediaType": _LAYER_TYPES[(fmt, b.compression)], "digest": b.digest, "size": b.size}
-                   for b in blobs],
-    }
-    body = json.dumps(manifest, separators=(",", ":")).encode()
+    body = Manifest(media_type=_MANIFEST_TYPES[fmt],
+                    config=Descriptor(_CONFIG_TYPES[fmt], image_id, len(config)),
+                    layers=tuple(Descriptor(_LAYER_TYPES[(fmt, b.compression)], b.digest, b.size)
+                                 for b in blobs)).to_bytes()
     result.manifest_digest = client.put_manifest(ref.path, ref.reference, body, _MANIFEST_TYPES[fmt])
     store.put_blob_bytes(body)
     return result
@@ -105,7 +98,7 @@ def send_blob(client: RegistryClient, store: Store, ref: RegistryRef, digest: st
                 result.mounted.append(digest)
                 break
         else:
-            with (bar(digest[7:19], size) if bar else nullcontext(None)) as done:
+            with (bar(short_id(digest), size) if bar else nullcontext(None)) as done:
                 client.upload_blob(ref.path, digest, size, store.blob_path(digest),
                                    monolithic_max=monolithic_max, on_progress=done)
             result.uploaded.append(digest)
@@ -131,7 +124,7 @@ def compressed_layer(store: Store, diff_id: str) -> CompressedBlob:
     blob = compressed_blob(store, diff_id)
     if blob is not None:
         return blob
-    fd, tmp = tempfile.mkstemp(dir=store.root / "tmp", prefix=f"live-{os.getpid()}-gz-")
+    fd, tmp = store.temp_file("gz")
     try:
         with os.fdopen(fd, "wb") as out, store.open_blob(diff_id) as src:
             sink = _Sink(out)
@@ -139,8 +132,8 @@ def compressed_layer(store: Store, diff_id: str) -> CompressedBlob:
                 while chunk := src.read(CHUNK):
                     gz.write(chunk)
         blob = CompressedBlob(sink.writer.digest, sink.writer.size, "gzip")
-        store.put_blob_file(Path(tmp), blob.digest)
+        store.put_blob_file(tmp, blob.digest)
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
     remember_compressed(store, diff_id, blob)
     return blob

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.oci.digest import hex_of
-from builder.store.store import Store, atomic_write
+from builder.store.store import Store
 
 COMPRESSIONS = ("gzip", "none", "zstd")
 
@@ -28,16 +28,17 @@ class CompressedBlob:
     compression: str          # one of COMPRESSIONS
 
 
-def _dir(store: Store, *parts: str) -> Path:
-    path = store.root.joinpath("registry", *parts)
-    path.mkdir(parents=True, exist_ok=True)
+def _record(store: Store, *parts: str) -> Path:
+    """The record file at ``registry/<parts…>``; its directory is made if missing."""
+    path = store.registry_record_path(*parts)
+    path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def compressed_blob(store: Store, diff_id: str) -> CompressedBlob | None:
     """The recorded compressed blob of layer ``diff_id``, if it is still in the store."""
     try:
-        obj = json.loads((_dir(store, "compressed") / f"{hex_of(diff_id)}.json").read_text())
+        obj = json.loads(_record(store, "compressed", f"{hex_of(diff_id)}.json").read_text())
         blob = CompressedBlob(obj["digest"], int(obj["size"]), obj["compression"])
     except (FileNotFoundError, ValueError, KeyError, TypeError):
         return None
@@ -48,13 +49,12 @@ def compressed_blob(store: Store, diff_id: str) -> CompressedBlob | None:
 
 def remember_compressed(store: Store, diff_id: str, blob: CompressedBlob) -> None:
     data = json.dumps({"digest": blob.digest, "size": blob.size, "compression": blob.compression})
-    atomic_write(_dir(store, "compressed") / f"{hex_of(diff_id)}.json", data.encode(), store.root,
-                 durable=False)
+    store.atomic_write(_record(store, "compressed", f"{hex_of(diff_id)}.json"), data.encode(), durable=False)
 
 
 def repos_holding(store: Store, host: str, digest: str) -> list[str]:
     try:
-        repos = json.loads((_dir(store, "repos", _safe(host)) / f"{hex_of(digest)}.json").read_text())
+        repos = json.loads(_record(store, "repos", _safe(host), f"{hex_of(digest)}.json").read_text())
     except (FileNotFoundError, ValueError):
         return []
     return [r for r in repos if isinstance(r, str)] if isinstance(repos, list) else []
@@ -66,8 +66,8 @@ def remember_repo(store: Store, host: str, digest: str, repo: str) -> None:
         if repo in repos:
             return
         repos = [repo] + repos[:15]
-        atomic_write(_dir(store, "repos", _safe(host)) / f"{hex_of(digest)}.json",
-                     json.dumps(repos).encode(), store.root, durable=False)
+        store.atomic_write(_record(store, "repos", _safe(host), f"{hex_of(digest)}.json"),
+                           json.dumps(repos).encode(), durable=False)
 
 
 def _safe(host: str) -> str:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from builder.errors import RegistryError
 from builder.oci.digest import is_digest
-from builder.registry import RegistryError
+from builder.oci.reference import DEFAULT_DOMAIN, LEGACY_DOMAIN, familiar_name, official_path, split_domain
 
-DEFAULT_DOMAIN = "docker.io"
+#: Where Docker Hub's API lives; as a name's domain it means docker.io too.
 DOCKER_HUB_API = "registry-1.docker.io"
-_LEGACY_DOMAINS = ("index.docker.io", "registry-1.docker.io")
-OFFICIAL_PREFIX = "library/"
+_LEGACY_DOMAINS = (LEGACY_DOMAIN, DOCKER_HUB_API)
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
@@ -96,19 +96,14 @@ def parse_reference(ref: str, *, default_tag: str = "latest") -> RegistryRef:
                                 f"(letters, digits, _ . -; at most 128; not starting with . or -)")
     if tag is None and digest is None:
         tag = default_tag
-    first, sep, path = name.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
-        domain = first
-        if not _HOST.match(domain):
-            raise RegistryError(f"invalid reference {ref!r}: bad registry host {domain!r}")
-    else:
-        domain, path = DEFAULT_DOMAIN, name
-    if domain in _LEGACY_DOMAINS:
+    domain, path = split_domain(name)
+    if not _HOST.match(domain):
+        raise RegistryError(f"invalid reference {ref!r}: bad registry host {domain!r}")
+    if domain == DOCKER_HUB_API:
         domain = DEFAULT_DOMAIN
     if not path:
         raise RegistryError(f"invalid reference {ref!r}: no repository name")
-    if domain == DEFAULT_DOMAIN and "/" not in path:
-        path = OFFICIAL_PREFIX + path
+    path = official_path(domain, path)
     for component in path.split("/"):
         if not _COMPONENT.match(component):
             hint = " (repository names must be lowercase)" if component.lower() != component else ""
@@ -132,13 +127,3 @@ def registry_host(text: str) -> str:
     if not host or not _HOST.match(host):
         raise RegistryError(f"invalid registry {text!r}: expected host[:port]")
     return host
-
-
-def familiar_name(domain: str, path: str) -> str:
-    """docker's short form: ``docker.io/library/debian`` → ``debian``; other registries keep
-    their host (``127.0.0.1:5000/team/base``)."""
-    if domain != DEFAULT_DOMAIN:
-        return f"{domain}/{path}"
-    if path.startswith(OFFICIAL_PREFIX) and path.count("/") == 1:
-        return path[len(OFFICIAL_PREFIX):]
-    return path

@@ -28,14 +28,13 @@ from typing import Any
 import requests
 
 from builder.store.cache import BuildCache
-from builder.oci.digest import chain_ids, is_digest, sha256_bytes
-from builder.errors import PybuildError
+from builder.oci.digest import chain_ids, is_digest, sha256_bytes, short_id
+from builder.errors import ManifestError, PybuildError, RegistryError
 from builder.store.ingest import store_layer_from_tar
 from builder.oci.config import parse_config
-from builder.oci.manifest import INDEX_TYPES, MEDIA_OCI_MANIFEST
-from builder.registry import RegistryError
+from builder.oci.manifest import INDEX_TYPES, MEDIA_OCI_MANIFEST, Descriptor, Manifest
 from builder.registry.client import open_client
-from builder.registry.pull import LAYER_TYPES
+from builder.registry.pull import LAYER_TYPES, read_manifest
 from builder.registry.push import MONOLITHIC_MAX, PushResult, compressed_layer, send_blob
 from builder.registry.records import CompressedBlob, remember_compressed, remember_repo
 from builder.registry.reference import parse_reference
@@ -76,7 +75,7 @@ def export_cache(store: Store, keys: Iterable[str], ref: str, *, insecure: bool 
         digest = sha256_bytes(hit.config)
         entries[key] = {"config": digest, "cmd_set": hit.cmd_set}
         configs[digest] = hit.config
-    client = open_client(store.root, target, insecure=insecure, session=session)
+    client = open_client(store, target, insecure=insecure, session=session)
     result = PushResult(target)
     layers: dict[str, CompressedBlob] = {}           # diffID → compressed blob, first use order
     with store.in_use():
@@ -95,26 +94,25 @@ def export_cache(store: Store, keys: Iterable[str], ref: str, *, insecure: bool 
         cache_config = json.dumps({
             "entries": entries,
             "configs": {d: len(c) for d, c in configs.items()},
-            "layers": {d: {"digest": b.digest, "size": b.size, "mediaType": _OCI_LAYER[b.compression]}
-                       for d, b in layers.items()},
+            "layers": {d: _layer_descriptor(b).to_json() for d, b in layers.items()},
         }, sort_keys=True, separators=(",", ":")).encode()
         cache_digest = store.put_blob_bytes(cache_config)
         send_blob(client, store, target, cache_digest, len(cache_config), result, monolithic_max)
-    descriptors = []
+    descriptors: list[Descriptor] = []
     seen: set[str] = set()
     for b in layers.values():
         if b.digest not in seen:
             seen.add(b.digest)
-            descriptors.append({"mediaType": _OCI_LAYER[b.compression], "digest": b.digest, "size": b.size})
-    descriptors += [{"mediaType": IMAGE_CONFIG_TYPE, "digest": d, "size": len(c)} for d, c in configs.items()]
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": MEDIA_OCI_MANIFEST,
-        "config": {"mediaType": CACHE_CONFIG_TYPE, "digest": cache_digest, "size": len(cache_config)},
-        "layers": descriptors,
-    }
-    body = json.dumps(manifest, separators=(",", ":")).encode()
-    return client.put_manifest(target.path, target.reference, body, MEDIA_OCI_MANIFEST)
+            descriptors.append(_layer_descriptor(b))
+    descriptors += [Descriptor(IMAGE_CONFIG_TYPE, d, len(c)) for d, c in configs.items()]
+    manifest = Manifest(media_type=MEDIA_OCI_MANIFEST,
+                        config=Descriptor(CACHE_CONFIG_TYPE, cache_digest, len(cache_config)),
+                        layers=tuple(descriptors))
+    return client.put_manifest(target.path, target.reference, manifest.to_bytes(), MEDIA_OCI_MANIFEST)
+
+
+def _layer_descriptor(blob: CompressedBlob) -> Descriptor:
+    return Descriptor(_OCI_LAYER[blob.compression], blob.digest, blob.size)
 
 
 class RemoteCache:
@@ -134,7 +132,7 @@ class RemoteCache:
         self._ref = None
         self.entries: dict[str, dict[str, Any]] = {}
         self.configs: dict[str, int] = {}
-        self.layers: dict[str, dict[str, Any]] = {}
+        self.layers: dict[str, Descriptor] = {}          # diffID → its compressed blob
         self.fetched: list[str] = []          # blob digests downloaded (configs and layers)
 
     # -- loading ---------------------------------------------------------------------------
@@ -150,19 +148,16 @@ class RemoteCache:
 
     def _load(self) -> None:
         ref = parse_reference(self.ref_text)
-        client = open_client(self.store.root, ref, insecure=self.insecure, session=self.session)
+        client = open_client(self.store, ref, insecure=self.insecure, session=self.session)
         body, media, _digest = client.get_manifest(ref.path, ref.reference)
         if media in INDEX_TYPES:
             raise RegistryError(f"{ref.full} is an image index, not a pybuild cache")
-        manifest = json.loads(body)
-        config = manifest.get("config") or {}
-        if config.get("mediaType") != CACHE_CONFIG_TYPE:
+        config = read_manifest(body, ref).config
+        if config.media_type != CACHE_CONFIG_TYPE:
             raise RegistryError(f"{ref.full} is not a pybuild cache (config type "
-                                f"{config.get('mediaType')!r})")
-        if not is_digest(str(config.get("digest"))) or not isinstance(config.get("size"), int):
-            raise RegistryError(f"{ref.full}: the cache manifest's config is not a valid descriptor")
-        data = client.get_blob_bytes(ref.path, config["digest"], config["size"])
-        self.fetched.append(config["digest"])
+                                f"{config.media_type!r})")
+        data = client.get_blob_bytes(ref.path, config.digest, config.size)
+        self.fetched.append(config.digest)
         obj = json.loads(data)
         entries, configs, layers = obj["entries"], obj["configs"], obj["layers"]
         if not all(isinstance(x, dict) for x in (entries, configs, layers)):
@@ -171,9 +166,8 @@ class RemoteCache:
                         if is_digest(k) and isinstance(v, dict) and is_digest(str(v.get("config")))
                         and isinstance(configs.get(v["config"]), int)}
         self.configs = configs
-        self.layers = {d: v for d, v in layers.items()
-                       if is_digest(d) and isinstance(v, dict) and is_digest(str(v.get("digest")))
-                       and isinstance(v.get("size"), int) and v.get("mediaType") in LAYER_TYPES}
+        self.layers = {d: desc for d, desc in ((d, _descriptor_or_none(v)) for d, v in layers.items())
+                       if is_digest(d) and desc is not None and desc.media_type in LAYER_TYPES}
         self._client, self._ref = client, ref
 
     def keys(self) -> list[str]:
@@ -200,7 +194,7 @@ class RemoteCache:
             self.cache.record(key, config, cmd_set=bool(entry.get("cmd_set")))
             return True
         except (RegistryError, PybuildError, OSError) as e:
-            self.warn(f"cache from {self.ref_text}: step {key[7:19]}: {e}; running the step")
+            self.warn(f"cache from {self.ref_text}: step {short_id(key)}: {e}; running the step")
             return False
 
     def _config(self, digest: str) -> bytes:
@@ -229,21 +223,29 @@ class RemoteCache:
             scratch = self.store.scratch_dir("cache")
             try:
                 path = scratch / "blob"
-                client.fetch_blob(ref.path, desc["digest"], desc["size"], path)
-                self.fetched.append(desc["digest"])
-                label = f"{ref.full} cache layer {desc['digest']}"
+                client.fetch_blob(ref.path, desc.digest, desc.size, path)
+                self.fetched.append(desc.digest)
+                label = f"{ref.full} cache layer {desc.digest}"
                 with open(path, "rb") as f:
                     try:
                         store_layer_from_tar(self.store, f, parent_chain=chains[i - 1] if i else None,
-                                             expected_diff_id=diff_id, expected_digest=desc["digest"],
+                                             expected_diff_id=diff_id, expected_digest=desc.digest,
                                              label=label)
                     except PybuildError as e:
                         raise RegistryError(str(e)) from e
-                compression = LAYER_TYPES[desc["mediaType"]]
+                compression = LAYER_TYPES[desc.media_type or ""]
                 if compression != "none":     # keep the registry's bytes for the next push
-                    self.store.put_blob_file(path, desc["digest"])
+                    self.store.put_blob_file(path, desc.digest)
                     remember_compressed(self.store, diff_id,
-                                        CompressedBlob(desc["digest"], desc["size"], compression))
-                remember_repo(self.store, ref.domain, desc["digest"], ref.path)
+                                        CompressedBlob(desc.digest, desc.size, compression))
+                remember_repo(self.store, ref.domain, desc.digest, ref.path)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _descriptor_or_none(obj: Any) -> Descriptor | None:
+    """A layer descriptor of the cache config, or None for one that is not valid (skipped)."""
+    try:
+        return Descriptor.parse(obj)
+    except ManifestError:
+        return None

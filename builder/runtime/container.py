@@ -19,19 +19,16 @@ from pathlib import Path
 
 from builder.oci import config as img
 from builder.oci.digest import EMPTY_LAYER_DIFF_ID, chain_ids
-from builder.errors import PybuildError, StoreError
+from builder.errors import ContainerNotFound, PybuildError, StoreError
 from builder.store.ingest import store_layer_from_tar
 from builder.layer import sandbox
 from builder.layer.capture import capture
 from builder.layer.overlay import OverlayMount
 from builder.layer.stack import LayerStack
+from builder.store.layout import CONTAINER_META
 from builder.store.store import Store
 
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
-
-
-class ContainerNotFound(PybuildError):
-    """No kept container with that name."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +63,7 @@ def create(store: Store, image_ref: str, args: list[str], *, name: str | None) -
     else:
         if not _NAME.match(name):
             raise PybuildError(f"invalid container name {name!r}: use letters, digits, '_', '.', '-'")
-        path = store.root / "containers" / name
+        path = store.container_dir(name)
         path.parent.mkdir(exist_ok=True)
         try:
             path.mkdir()
@@ -75,23 +72,22 @@ def create(store: Store, image_ref: str, args: list[str], *, name: str | None) -
     for sub in ("upper", "work", "merged"):
         (path / sub).mkdir()
     container = Container(name or path.name, image_id, command, img.now_rfc3339(), path)
-    (path / "meta.json").write_text(json.dumps({"image": image_id, "command": list(command),
-                                                "created": container.created}))
+    (path / CONTAINER_META).write_text(json.dumps({"image": image_id, "command": list(command),
+                                                   "created": container.created}))
     return container
 
 
 def get(store: Store, name: str) -> Container:
-    path = store.root / "containers" / name
     try:
-        meta = json.loads((path / "meta.json").read_text())
+        meta = json.loads(store.container_meta_path(name).read_text())
     except (FileNotFoundError, NotADirectoryError, ValueError):
         raise ContainerNotFound(f"no such container: {name}") from None
-    return Container(name, meta["image"], tuple(meta["command"]), meta["created"], path)
+    return Container(name, meta["image"], tuple(meta["command"]), meta["created"], store.container_dir(name))
 
 
 def names(store: Store) -> list[str]:
-    root = store.root / "containers"
-    return sorted(p.name for p in root.iterdir() if (p / "meta.json").is_file()) if root.is_dir() else []
+    """The kept containers, sorted."""
+    return store.container_names()
 
 
 def remove(store: Store, name: str) -> None:

@@ -12,11 +12,10 @@ from builder.errors import SandboxError, StoreError
 from builder.oci.config import parse_config
 from builder.layer import overlay
 from builder.layer.overlay import OverlayMount
+from builder.store.layout import EMPTY_LOWER
 from builder.store.store import Store
 
 MOUNT_SOURCE = "pybuild"
-#: A read-only overlay needs two lower dirs: a one-layer image gets this empty one below it.
-EMPTY_LOWER = "mnt/empty"
 
 
 def image_overlay(store: Store, image_id: str, target: str) -> OverlayMount:
@@ -27,11 +26,11 @@ def image_overlay(store: Store, image_id: str, target: str) -> OverlayMount:
     if not chains:
         raise StoreError(f"image {image_id} has no layers to mount")
     lowers = [store.short_layer_path(c) for c in reversed(chains)]
-    for chain, lower in zip(reversed(chains), lowers):
-        if not store.has_layer(chain) or not (store.root / lower).is_dir():
+    for chain in reversed(chains):          # top first, as the lowers
+        if not store.has_layer(chain) or not store.link_path(chain).is_dir():
             raise StoreError(f"mount: layer {chain} is not in the store")
-    if len(lowers) == 1:   # the kernel refuses a lower-only overlay of one dir
-        empty = store.root / EMPTY_LOWER
+    if len(lowers) == 1:   # the kernel refuses a lower-only overlay of one dir: add an empty one
+        empty = store.empty_lower_path()
         empty.mkdir(mode=0o755, parents=True, exist_ok=True)
         if any(empty.iterdir()):
             raise StoreError(f"mount: {empty} must stay empty")

@@ -25,11 +25,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.oci.digest import chain_ids, hex_of, sha256_file
 from builder.errors import StoreError
-from builder.store.store import Store, atomic_write
-
-CHUNK = 1 << 20
+from builder.oci.digest import chain_ids, sha256_file, sha256_file_hex
+from builder.store.store import Store
 
 
 @dataclass(frozen=True)
@@ -46,12 +44,10 @@ def step_key(parent_config_digest: str, definition: str) -> str:
 class BuildCache:
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.dir = store.root / "cache"
-        self.dir.mkdir(exist_ok=True)
         self._whole: set[str] = set()        # layers checked in this build: once is enough
 
     def lookup(self, key: str) -> CacheHit | None:
-        path = self.dir / hex_of(key)
+        path = self.store.cache_entry_path(key)
         try:
             entry = json.loads(path.read_text())
             config = self.store.read_blob(entry["config"])
@@ -68,8 +64,8 @@ class BuildCache:
     def record(self, key: str, config: bytes, *, cmd_set: bool) -> None:
         """Remember that the step ``key`` produced ``config`` (stored as a blob)."""
         digest = self.store.put_blob_bytes(config)
-        atomic_write(self.dir / hex_of(key), json.dumps({"config": digest, "cmd_set": cmd_set}).encode(),
-                     self.store.root, durable=False)
+        self.store.atomic_write(self.store.cache_entry_path(key),
+                                json.dumps({"config": digest, "cmd_set": cmd_set}).encode(), durable=False)
 
     def layer_is_whole(self, chain: str) -> bool:
         """The layer's dir and blob are there and the blob still hashes to its diffID."""
@@ -99,7 +95,8 @@ class BuildCache:
         return True
 
     def entries(self) -> list[Path]:
-        return sorted(p for p in self.dir.iterdir() if not p.name.startswith("."))
+        """Every entry of the cache, sorted (``Store.cache_entries``)."""
+        return self.store.cache_entries()
 
 
 def _fingerprint(st: os.stat_result) -> list[int]:
@@ -111,7 +108,8 @@ class FileHashes:
     warm build does not read its context again ("never re-hash what the store knows")."""
 
     def __init__(self, store: Store) -> None:
-        self._path = store.root / "cache" / ".filehashes.json"
+        self._store = store
+        self._path = store.file_hashes_path()
         self._root = store.root
         try:
             self._known: dict[str, list] = json.loads(self._path.read_text())
@@ -127,19 +125,16 @@ class FileHashes:
         known = self._known.get(key)
         if known and known[:5] == stamp:
             return known[5]
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(CHUNK):
-                h.update(chunk)
+        digest = sha256_file_hex(path)
         if not key.startswith(os.fsdecode(self._root) + "/"):     # not downloads in scratch dirs
-            self._known[key] = stamp + [h.hexdigest()]
+            self._known[key] = stamp + [digest]
             self._dirty = True
-        return h.hexdigest()
+        return digest
 
     def save(self) -> None:
         if self._dirty:
-            (self._root / "cache").mkdir(exist_ok=True)
-            atomic_write(self._path, json.dumps(self._known).encode(), self._root, durable=False)
+            self._path.parent.mkdir(exist_ok=True)
+            self._store.atomic_write(self._path, json.dumps(self._known).encode(), durable=False)
             self._dirty = False
 
 

@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.oci.digest import CHUNK, HashingWriter, chain_id, chain_ids, hex_of, is_digest
-from builder.errors import ArchiveError, LayerError, StoreError
-from builder.store.store import SHORT_ID, Store, _owner_alive
+from builder.oci.digest import HashingWriter, chain_id, chain_ids, is_digest, sha256_file
+from builder.errors import ArchiveError, LayerError, ManifestError, StoreError
+from builder.oci.manifest import Manifest
+from builder.store.store import Store, remove_entry
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,7 @@ class _Checker:
         self.problems: list[Problem] = []
         self.bad_blobs: set[str] = set()
         self.bad_layers: set[str] = set()
+        self._blob_paths: dict[str, Path] = {}      # bad blob → its entry of blobs/sha256
 
     def run(self) -> list[Problem]:
         self._stale_scratch()
@@ -94,30 +95,32 @@ class _Checker:
 
     # -- tmp/ --------------------------------------------------------------------------------
     def _stale_scratch(self) -> None:
-        for entry in sorted((self.root / "tmp").iterdir()):
-            if entry.name.startswith("live-") and _owner_alive(entry):
+        for entry, alive in self.store.scratch_entries():
+            if alive:
                 continue
             removed = False
             if self.repair:
-                _remove(entry)
+                remove_entry(entry)
                 removed = not os.path.lexists(entry)
             self._report(entry, "staging left by a writer that is gone", removed)
 
     # -- blobs -------------------------------------------------------------------------------
     def _blobs(self) -> None:
-        for path in sorted((self.root / "blobs" / "sha256").iterdir()):
+        for path in self.store.blob_entries():
             digest = "sha256:" + path.name
             if not is_digest(digest) or not path.is_file() or path.is_symlink():
                 self.bad_blobs.add(digest)
+                self._blob_paths[digest] = path
                 self._report(path, "not a blob (name is not a sha256 digest, or not a file)")
                 continue
             if self.fast:
                 st = os.stat(path)
                 if self.store.blob_fingerprint(digest) == [st.st_size, st.st_mtime_ns, st.st_ino]:
                     continue
-            actual = _hash_file(path)
+            actual = sha256_file(path)[0]
             if actual != digest:
                 self.bad_blobs.add(digest)
+                self._blob_paths[digest] = path
                 self._report(path, f"content hashes to {actual}, not to its name")
 
     # -- what images name --------------------------------------------------------------------
@@ -127,7 +130,7 @@ class _Checker:
         for image_id in self.store.image_ids():
             blobs.add(image_id)
             try:
-                blobs.add(_read_text(self.root / "images" / hex_of(image_id)))
+                blobs.add(self.store.image_manifest_digest(image_id))
                 cfg = _config(self.store, image_id)
             except (OSError, ValueError, StoreError, ArchiveError):
                 continue
@@ -137,7 +140,7 @@ class _Checker:
 
     # -- layers ------------------------------------------------------------------------------
     def _layers(self, refs: _Refs) -> None:
-        for d in sorted((self.root / "layers").iterdir()):
+        for d in self.store.layer_entries():
             chain = "sha256:" + d.name
             what = self._layer_problem(d, chain)
             if what is None:
@@ -145,8 +148,9 @@ class _Checker:
             self.bad_layers.add(chain)
             removed = False
             if self.repair and chain not in refs.layers:
-                (self.root / "l" / d.name[:SHORT_ID]).unlink(missing_ok=True)
-                _remove(d)
+                if is_digest(chain):
+                    self.store.link_path(chain).unlink(missing_ok=True)
+                remove_entry(d)
                 removed = not os.path.lexists(d)
             self._report(d, what, removed)
 
@@ -154,7 +158,7 @@ class _Checker:
         if not is_digest(chain) or not d.is_dir() or d.is_symlink():
             return "not a layer dir (name is not a sha256 digest, or not a dir)"
         try:
-            meta = json.loads((d / "meta.json").read_text())
+            meta = json.loads(self.store.layer_meta_path(chain).read_text())
             diff_id, parent, size = meta["diff_id"], meta["parent"], meta["size"]
         except FileNotFoundError:
             return "meta.json is missing (a half-made layer)"
@@ -166,14 +170,15 @@ class _Checker:
             return f"meta.json: chain_id(parent, diff_id) is {chain_id(parent, diff_id)}, not the dir's name"
         if parent is not None and not self.store.has_layer(parent):
             return f"parent layer {parent} is missing"
-        if not (d / "diff").is_dir() or (d / "diff").is_symlink():
+        diff = self.store.layer_dir(chain)
+        if not diff.is_dir() or diff.is_symlink():
             return "diff/ is missing"
         blob = self.store.blob_path(diff_id)
         if not blob.is_file() or diff_id in self.bad_blobs:
             return f"its layer blob {diff_id} is missing or corrupt"
         if blob.stat().st_size != size:
             return f"meta.json size {size} != blob size {blob.stat().st_size}"
-        return self._diff_problem(d / "diff", diff_id)
+        return self._diff_problem(diff, diff_id)
 
     def _diff_problem(self, diff: Path, diff_id: str) -> str | None:
         """None if ``diff`` holds exactly what blob ``diff_id`` holds (see the module doc)."""
@@ -189,26 +194,26 @@ class _Checker:
                     unpack_layer(f, scratch / "diff")
                 theirs = capture(scratch / "diff", HashingWriter(None), mtime_clamp=0).diff_id
             finally:
-                _remove(scratch)
+                remove_entry(scratch)
         except (LayerError, StoreError) as e:
             return f"diff/ could not be compared with its blob: {e}"
         return None if ours == theirs else f"diff/ does not hold what layer blob {diff_id} holds"
 
     # -- l/ ----------------------------------------------------------------------------------
     def _links(self) -> None:
-        for link in sorted((self.root / "l").iterdir()):
+        for link in self.store.link_entries():
             try:
                 target = os.readlink(link)
             except OSError:
                 target = None
-            layer = target.split("/")[-2] if target and target.count("/") >= 2 else ""
-            whole = (target == f"../layers/{layer}/diff" and layer.startswith(link.name)
-                     and (self.root / "layers" / layer / "diff").is_dir()
-                     and "sha256:" + layer not in self.bad_layers)
+            chain = "sha256:" + (target.split("/")[-2] if target and target.count("/") >= 2 else "")
+            has_dir = is_digest(chain) and self.store.layer_dir(chain).is_dir()
+            whole = (has_dir and target == self.store.link_target(chain)
+                     and chain[7:].startswith(link.name) and chain not in self.bad_layers)
             if whole:
                 continue
             removed = False
-            if self.repair and not (self.root / "layers" / layer / "diff").is_dir():
+            if self.repair and not has_dir:
                 link.unlink(missing_ok=True)
                 removed = True
             self._report(link, f"link to {target!r}: no such layer, or a broken one", removed)
@@ -222,7 +227,7 @@ class _Checker:
             if what is None:
                 continue
             broken.add(image_id)
-            path = self.root / "images" / hex_of(image_id)
+            path = self.store.image_record_path(image_id)
             removed = False
             if self.repair and image_id not in tagged and not _named_by_container(self.store, image_id):
                 path.unlink(missing_ok=True)
@@ -234,23 +239,24 @@ class _Checker:
         if not is_digest(image_id):
             return "not an image (name is not a sha256 digest)"
         try:
-            manifest_digest = _read_text(self.root / "images" / hex_of(image_id))
+            manifest_digest = self.store.image_manifest_digest(image_id)
             if not is_digest(manifest_digest) or not self.store.has_blob(manifest_digest):
                 return f"manifest blob {manifest_digest!r} is missing"
             if manifest_digest in self.bad_blobs:
                 return f"manifest blob {manifest_digest} is corrupt"
             if not self.store.has_blob(image_id) or image_id in self.bad_blobs:
                 return "config blob is missing or corrupt"
-            manifest = json.loads(self.store.read_blob(manifest_digest))
+            raw = json.loads(self.store.read_blob(manifest_digest))
             cfg = _config(self.store, image_id)
         except (OSError, ValueError, StoreError, ArchiveError) as e:
             return f"unreadable: {e}"
         try:
-            if manifest["config"]["digest"] != image_id:
-                return "manifest names another config"
-            layers = [(l["digest"], l["size"]) for l in manifest["layers"]]
-        except (KeyError, TypeError):
+            manifest = Manifest.parse(raw)
+        except ManifestError:
             return "manifest is malformed"
+        if manifest.config.digest != image_id:
+            return "manifest names another config"
+        layers = [(d.digest, d.size) for d in manifest.layers]
         if [d for d, _ in layers] != list(cfg.diff_ids):
             return "manifest layers differ from the config's diffIDs"
         for (diff, size), chain in zip(layers, chain_ids(cfg.diff_ids)):
@@ -285,24 +291,10 @@ class _Checker:
             digest = "sha256:" + Path(p.where).name
             if not p.where.startswith("blobs/sha256/") or digest in refs.blobs or p.repaired:
                 continue
-            path = self.root / p.where
-            _remove(path)
-            (self.root / "blobs" / "fingerprints" / path.name).unlink(missing_ok=True)
+            self.store.remove_blob_entry(self._blob_paths[digest])
             fixed.append(i)
         for i in fixed:
             self.problems[i] = Problem(self.problems[i].where, self.problems[i].what, True)
-
-
-def _hash_file(path: Path) -> str:
-    h = HashingWriter(None)
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.write(chunk)
-    return h.digest
-
-
-def _read_text(path: Path) -> str:
-    return path.read_text().strip()
 
 
 def _config(store: Store, image_id: str):
@@ -311,18 +303,10 @@ def _config(store: Store, image_id: str):
 
 
 def _named_by_container(store: Store, image_id: str) -> bool:
-    root = store.root / "containers"
-    for meta in root.glob("*/meta.json") if root.is_dir() else ():
+    for name in store.container_names():
         try:
-            if json.loads(meta.read_text()).get("image") == image_id:
+            if json.loads(store.container_meta_path(name).read_text()).get("image") == image_id:
                 return True
         except (OSError, ValueError, AttributeError):
             continue
     return False
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)

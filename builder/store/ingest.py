@@ -8,50 +8,24 @@ committed until the diffID has been verified.
 
 from __future__ import annotations
 
-import bz2
 import contextlib
-import gzip
 import lzma
 import os
 import shutil
-import tempfile
 import zlib
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import BinaryIO, ContextManager
 
-from builder.oci.digest import CHUNK, HashingReader, HashingWriter, chain_id, is_digest, sha256_bytes
 from builder.errors import ArchiveError, LayerError, PybuildError
-from builder.oci.config import parse_config
-from builder.oci.manifest import manifest_bytes
+from builder.layer.compression import decompressed
 from builder.layer.unpack import unpack_layer
+from builder.oci.config import parse_config
+from builder.oci.digest import CHUNK, HashingReader, HashingWriter, chain_id, is_digest, sha256_bytes
+from builder.oci.manifest import manifest_bytes
 from builder.store.store import LayerInfo, Store
-
-_GZIP_MAGIC = b"\x1f\x8b"
-_BZIP2_MAGIC = b"BZh"
-_XZ_MAGIC = b"\xfd7zXZ\x00"
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 #: Opens one layer's stream (raw bytes as stored in the archive); the caller closes it.
 LayerOpener = Callable[[], ContextManager[BinaryIO]]
-
-
-class _Prefixed:
-    """A reader that yields ``head`` (bytes already read for sniffing) and then ``rest``."""
-
-    def __init__(self, head: bytes, rest: BinaryIO) -> None:
-        self._head = head
-        self._rest = rest
-
-    def read(self, n: int = -1) -> bytes:
-        if self._head:
-            if n < 0 or n >= len(self._head):
-                data, self._head = self._head, b""
-                more = self._rest.read(-1 if n < 0 else n - len(data))
-                return data + more
-            data, self._head = self._head[:n], self._head[n:]
-            return data
-        return self._rest.read(n)
 
 
 class _Tee:
@@ -69,30 +43,6 @@ class _Tee:
     def drain(self) -> None:
         while self.read(CHUNK):
             pass
-
-
-def decompressed(stream: BinaryIO) -> BinaryIO:
-    """A reader of the uncompressed bytes of ``stream``: gzip, bzip2 and xz are detected by their
-    magic, and zstd (through the ``zstandard`` package: the standard library has no zstd before
-    Python 3.14); anything else is passed through as a plain tar.  Reads only; ``stream`` stays
-    owned by the caller."""
-    head = b""
-    while len(head) < 6:
-        more = stream.read(6 - len(head))
-        if not more:
-            break
-        head += more
-    src = _Prefixed(head, stream)
-    if head.startswith(_GZIP_MAGIC):
-        return gzip.GzipFile(fileobj=src, mode="rb")   # type: ignore[arg-type]
-    if head.startswith(_BZIP2_MAGIC):
-        return bz2.BZ2File(src)                         # type: ignore[arg-type]
-    if head.startswith(_XZ_MAGIC):
-        return lzma.LZMAFile(src)                       # type: ignore[arg-type]
-    if head.startswith(_ZSTD_MAGIC):
-        import zstandard
-        return zstandard.ZstdDecompressor().stream_reader(src, read_across_frames=True)  # type: ignore[return-value]
-    return src  # type: ignore[return-value]
 
 
 def store_layer_from_tar(store: Store, stream: BinaryIO, *, parent_chain: str | None,
@@ -118,8 +68,7 @@ def store_layer_from_tar(store: Store, stream: BinaryIO, *, parent_chain: str | 
             return store.layer_info(chain)
 
     scratch = store.scratch_dir("unpack")
-    fd, tmp_name = tempfile.mkstemp(dir=store.root / "tmp", prefix=f"live-{os.getpid()}-layer-")
-    tmp = Path(tmp_name)
+    fd, tmp = store.temp_file("layer")
     committed = False
     try:
         with os.fdopen(fd, "wb") as blob:

@@ -1,17 +1,7 @@
 """The local image store: content-addressed blobs, unpacked layer dirs by chain ID, and tags.
 
-Layout under the store root (default /var/lib/pybuild, or $PYBUILD_ROOT):
-
-    blobs/sha256/<hex>          every blob by digest: layer tars (uncompressed, so digest = diffID),
-                                image configs (digest = image ID), manifests
-    layers/<chain-hex>/diff/    the layer unpacked in overlay format (whiteouts as 0:0 char
-                                devices, opaque dirs by xattr), mounted as a lowerdir as it is
-    layers/<chain-hex>/meta.json  {"diff_id", "parent", "size"}: the layer's identity
-    l/<16 hex>                  short symlink to a layer's diff dir, to keep mount options short
-    images/<id-hex>             the manifest digest of each stored image
-    tags.json                   {"name:tag": "sha256:<image id>"}
-    tmp/                        scratch dirs on the same filesystem, so commits are a rename
-    lock                        flock(2) for writers
+Where each of these lives under the root is layout.py's (``Store`` extends ``StoreLayout``,
+so every path has one spelling); this module writes, reads and removes them.
 
 Contracts: every write is temp + rename, so a reader sees a blob, layer or tag whole or not at
 all; putting what is already there is a no-op (idempotent); a crashed writer leaves only
@@ -30,11 +20,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.oci.digest import hex_of, is_digest, sha256_bytes
 from builder.errors import ImageNotFound, StoreError
+from builder.oci.digest import is_digest, sha256_bytes
+from builder.store.layout import DIRS, LAYER_DIFF, LAYER_META, StoreLayout, live_prefix
 
 DEFAULT_ROOT = "/var/lib/pybuild"
-SHORT_ID = 16
 
 
 @dataclass(frozen=True)
@@ -55,15 +45,14 @@ def normalize_tag(ref: str) -> str:
     return ref if ":" in last else f"{ref}:latest"
 
 
-class Store:
+class Store(StoreLayout):
     def __init__(self, root: str | Path) -> None:
-        self.root = Path(root).absolute()
+        super().__init__(root)
         try:
-            for sub in ("blobs/sha256", "blobs/fingerprints", "layers", "l", "images", "tmp", "cache"):
+            for sub in DIRS:
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise StoreError(f"create store at {self.root}: {e.strerror}") from e
-        self._lock_path = self.root / "lock"
         self._sweep_tmp()
 
     # -- locking -----------------------------------------------------------------------------
@@ -71,13 +60,13 @@ class Store:
     def in_use(self) -> Iterator[None]:
         """Held (shared) by every build for its whole run; prune takes it exclusively, so it
         never removes a layer a running build may be about to use."""
-        with _flock(self.root / "gc.lock", fcntl.LOCK_SH):
+        with _flock(self.gc_lock_path(), fcntl.LOCK_SH):
             yield
 
     @contextlib.contextmanager
     def collecting(self) -> Iterator[None]:
         """Held by prune: no build runs meanwhile (exclusive counterpart of ``in_use``)."""
-        with _flock(self.root / "gc.lock", fcntl.LOCK_EX):
+        with _flock(self.gc_lock_path(), fcntl.LOCK_EX):
             yield
 
     @contextlib.contextmanager
@@ -86,21 +75,20 @@ class Store:
 
         Not reentrant: set_tag, remove_tag, commit_layer and remove_image take it themselves,
         so never call them while holding it (flock on a second fd would wait for ourselves)."""
-        with _flock(self._lock_path, fcntl.LOCK_SH if shared else fcntl.LOCK_EX):
+        with _flock(self.lock_path(), fcntl.LOCK_SH if shared else fcntl.LOCK_EX):
             yield
 
     def _sweep_tmp(self) -> None:
         """Remove scratch dirs left by crashed writers; only when nobody else is using the store."""
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(self.lock_path(), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 return
-            for entry in (self.root / "tmp").iterdir():
-                if entry.name.startswith("live-") and _owner_alive(entry):
-                    continue
-                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+            for entry, alive in self.scratch_entries():
+                if not alive:
+                    remove_entry(entry)
         finally:
             os.close(fd)
 
@@ -108,12 +96,19 @@ class Store:
         """A fresh directory under tmp/ (same filesystem as the store); the caller removes it.
 
         Its name records our pid, so a concurrent Store() does not sweep it while we live."""
-        return Path(tempfile.mkdtemp(prefix=f"live-{os.getpid()}-{prefix}-", dir=self.root / "tmp"))
+        return Path(tempfile.mkdtemp(prefix=live_prefix(prefix), dir=self.tmp_dir()))
+
+    def temp_file(self, prefix: str) -> tuple[int, Path]:
+        """A fresh file under tmp/, opened for writing: (fd, path).  The caller closes the fd
+        and renames or removes the file; its name records our pid, as ``scratch_dir``'s."""
+        fd, name = tempfile.mkstemp(prefix=live_prefix(prefix), dir=self.tmp_dir())
+        return fd, Path(name)
+
+    def atomic_write(self, path: Path, data: bytes, *, durable: bool = True) -> None:
+        """``atomic_write`` with this store's tmp/ (see there)."""
+        atomic_write(path, data, self.root, durable=durable)
 
     # -- blobs -------------------------------------------------------------------------------
-    def blob_path(self, digest: str) -> Path:
-        return self.root / "blobs" / "sha256" / hex_of(digest)
-
     def has_blob(self, digest: str) -> bool:
         return is_digest(digest) and self.blob_path(digest).is_file()
 
@@ -132,7 +127,7 @@ class Store:
         """Store bytes; returns their digest.  Idempotent."""
         digest = sha256_bytes(data)
         if not self.has_blob(digest):
-            fd, tmp = tempfile.mkstemp(dir=self.root / "tmp", prefix=f"live-{os.getpid()}-blob-")
+            fd, tmp = self.temp_file("blob")
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
@@ -166,32 +161,31 @@ class Store:
     def blob_fingerprint(self, digest: str) -> list[int] | None:
         """(size, mtime_ns, inode) of a blob when the store last knew it whole, or None."""
         try:
-            return json.loads((self.root / "blobs" / "fingerprints" / hex_of(digest)).read_text())
+            return json.loads(self.fingerprint_path(digest).read_text())
         except (FileNotFoundError, ValueError):
             return None
 
     def remember_fingerprint(self, digest: str, fingerprint: list[int]) -> None:
-        atomic_write(self.root / "blobs" / "fingerprints" / hex_of(digest),
-                     json.dumps(fingerprint).encode(), self.root, durable=False)
+        self.atomic_write(self.fingerprint_path(digest), json.dumps(fingerprint).encode(), durable=False)
+
+    def remove_blob(self, digest: str) -> None:
+        """Remove a blob and its fingerprint (nothing if it is not there).  The caller holds
+        the collecting lock and knows nothing needs it."""
+        self.remove_blob_entry(self.blob_path(digest))
+
+    def remove_blob_entry(self, entry: Path) -> None:
+        """Remove one entry of ``blob_entries()`` (a blob, or whatever else is there: ``check``
+        repairs misnamed ones) with its fingerprint."""
+        remove_entry(entry)
+        self.fingerprint_of_entry(entry).unlink(missing_ok=True)
 
     # -- layers ------------------------------------------------------------------------------
-    def layer_root(self, chain_id: str) -> Path:
-        return self.root / "layers" / hex_of(chain_id)
-
-    def layer_dir(self, chain_id: str) -> Path:
-        """The unpacked overlay-format directory of a committed layer."""
-        return self.layer_root(chain_id) / "diff"
-
-    def short_layer_path(self, chain_id: str) -> str:
-        """``l/<16 hex>``: a short path (relative to the store root) to the layer's diff dir."""
-        return f"l/{hex_of(chain_id)[:SHORT_ID]}"
-
     def has_layer(self, chain_id: str) -> bool:
-        return (self.layer_root(chain_id) / "meta.json").is_file()
+        return self.layer_meta_path(chain_id).is_file()
 
     def layer_info(self, chain_id: str) -> LayerInfo:
         try:
-            meta = json.loads((self.layer_root(chain_id) / "meta.json").read_text())
+            meta = json.loads(self.layer_meta_path(chain_id).read_text())
         except FileNotFoundError as e:
             raise StoreError(f"layer {chain_id} is not in the store") from e
         return LayerInfo(chain_id, meta["diff_id"], meta["parent"], meta["size"])
@@ -207,18 +201,17 @@ class Store:
                 shutil.rmtree(unpacked, ignore_errors=True)
                 return info
             scratch = self.scratch_dir("layer")
-            os.rename(unpacked, scratch / "diff")
-            (scratch / "meta.json").write_text(json.dumps(
+            os.rename(unpacked, scratch / LAYER_DIFF)
+            (scratch / LAYER_META).write_text(json.dumps(
                 {"diff_id": diff_id, "parent": parent, "size": size}, sort_keys=True))
             target = self.layer_root(chain_id)
             if target.exists():            # a half-made dir from before a crash
                 shutil.rmtree(target)
             os.rename(scratch, target)
-            link = self.root / self.short_layer_path(chain_id)
-            tmp_link = self.root / "tmp" / f"live-{os.getpid()}-link"
+            tmp_link = self.tmp_dir() / (live_prefix("link") + "new")
             tmp_link.unlink(missing_ok=True)
-            os.symlink(f"../layers/{hex_of(chain_id)}/diff", tmp_link)
-            os.replace(tmp_link, link)
+            os.symlink(self.link_target(chain_id), tmp_link)
+            os.replace(tmp_link, self.link_path(chain_id))
         return info
 
     # -- images and tags ---------------------------------------------------------------------
@@ -226,7 +219,7 @@ class Store:
         """Store an image's config and manifest; returns the image ID (config digest)."""
         image_id = self.put_blob_bytes(config_bytes)
         manifest_digest = self.put_blob_bytes(manifest_bytes)
-        atomic_write(self.root / "images" / hex_of(image_id), manifest_digest.encode(), self.root)
+        self.atomic_write(self.image_record_path(image_id), manifest_digest.encode())
         return image_id
 
     def put_config(self, config_bytes: bytes, diff_ids: tuple[str, ...] | list[str]) -> str:
@@ -240,24 +233,26 @@ class Store:
         return self.put_image(config_bytes, manifest)
 
     def has_image(self, image_id: str) -> bool:
-        return is_digest(image_id) and (self.root / "images" / hex_of(image_id)).is_file()
+        return is_digest(image_id) and self.image_record_path(image_id).is_file()
 
     def image_config(self, image_id: str) -> bytes:
         return self.read_blob(image_id)
 
-    def image_manifest(self, image_id: str) -> bytes:
+    def image_manifest_digest(self, image_id: str) -> str:
+        """The digest of a stored image's manifest (what ``images/<id>`` holds, unchecked).
+        Raises ImageNotFound."""
         try:
-            digest = (self.root / "images" / hex_of(image_id)).read_text().strip()
+            return self.image_record_path(image_id).read_text().strip()
         except (FileNotFoundError, ValueError):
             raise ImageNotFound(f"no such image: {image_id}") from None
-        return self.read_blob(digest)
 
-    def image_ids(self) -> list[str]:
-        return sorted("sha256:" + p.name for p in (self.root / "images").iterdir())
+    def image_manifest(self, image_id: str) -> bytes:
+        """The exact bytes of a stored image's manifest.  Raises ImageNotFound, StoreError."""
+        return self.read_blob(self.image_manifest_digest(image_id))
 
     def tags(self) -> dict[str, str]:
         try:
-            return json.loads((self.root / "tags.json").read_text())
+            return json.loads(self.tags_path().read_text())
         except FileNotFoundError:
             return {}
 
@@ -265,7 +260,7 @@ class Store:
         with self.lock():
             tags = self.tags()
             tags[normalize_tag(ref)] = image_id
-            atomic_write(self.root / "tags.json", json.dumps(tags, indent=1, sort_keys=True).encode(), self.root)
+            self.atomic_write(self.tags_path(), json.dumps(tags, indent=1, sort_keys=True).encode())
 
     def remove_tag(self, ref: str) -> str:
         """Untag; returns the image ID it pointed at."""
@@ -275,13 +270,13 @@ class Store:
                 image_id = tags.pop(normalize_tag(ref))
             except KeyError:
                 raise ImageNotFound(f"no such image: {ref}") from None
-            atomic_write(self.root / "tags.json", json.dumps(tags, indent=1, sort_keys=True).encode(), self.root)
+            self.atomic_write(self.tags_path(), json.dumps(tags, indent=1, sort_keys=True).encode())
         return image_id
 
     def remove_image(self, image_id: str) -> None:
         """Forget an image (its layers and blobs stay until a prune)."""
         with self.lock():
-            (self.root / "images" / hex_of(image_id)).unlink(missing_ok=True)
+            self.image_record_path(image_id).unlink(missing_ok=True)
 
     def resolve(self, ref: str) -> str:
         """A tag (``name[:tag]``), a full ``sha256:`` ID or a unique ID prefix → image ID."""
@@ -302,7 +297,7 @@ def atomic_write(path: Path, data: bytes, root: Path, *, durable: bool = True) -
     """Write ``data`` to ``path`` via a temp file under ``root``/tmp and a rename.  Readers see
     the old or the new content, never a mix; ``durable`` also fsyncs (tags, images), which
     caches that can be rebuilt (build cache, fingerprints) skip for speed."""
-    fd, tmp = tempfile.mkstemp(dir=root / "tmp", prefix=f"live-{os.getpid()}-w-")
+    fd, tmp = tempfile.mkstemp(dir=StoreLayout(root).tmp_dir(), prefix=live_prefix("w"))
     with os.fdopen(fd, "wb") as f:
         f.write(data)
         if durable:
@@ -322,15 +317,9 @@ def _flock(path: Path, mode: int) -> Iterator[None]:
         os.close(fd)
 
 
-def _owner_alive(entry: Path) -> bool:
-    try:
-        pid = int(entry.name.split("-")[1])
-    except (IndexError, ValueError):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def remove_entry(path: Path) -> None:
+    """Remove a file, symlink or directory tree, whichever ``path`` is; nothing if it is gone."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

@@ -14,10 +14,10 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from builder.oci.digest import chain_ids, hex_of, is_digest
 from builder.errors import ArchiveError, StoreError
 from builder.oci.config import parse_config
-from builder.store.store import Store
+from builder.oci.digest import chain_ids
+from builder.store.store import Store, remove_entry
 
 
 @dataclass
@@ -55,9 +55,9 @@ class Usage:
 def _roots(store: Store, *, with_cache: bool) -> tuple[Reach, list[str]]:
     reach = Reach()
     named = set(store.tags().values())
-    for name in _containers(store):
+    for name in store.container_names():
         try:
-            named.add(json.loads((name / "meta.json").read_text())["image"])
+            named.add(json.loads(store.container_meta_path(name).read_text())["image"])
         except (OSError, ValueError, KeyError):
             continue
     dangling = [i for i in store.image_ids() if i not in named]
@@ -65,9 +65,9 @@ def _roots(store: Store, *, with_cache: bool) -> tuple[Reach, list[str]]:
         if store.has_image(image_id):
             reach.images.add(image_id)
             reach.add_config(store, image_id)
-            reach.blobs.add((store.root / "images" / hex_of(image_id)).read_text().strip())
+            reach.blobs.add(store.image_manifest_digest(image_id))
     if with_cache:
-        for entry in sorted((store.root / "cache").glob("[0-9a-f]*")):
+        for entry in store.cache_entries():
             try:
                 reach.add_config(store, json.loads(entry.read_text())["config"])
             except (OSError, ValueError, KeyError):
@@ -75,23 +75,19 @@ def _roots(store: Store, *, with_cache: bool) -> tuple[Reach, list[str]]:
     return reach, dangling
 
 
-def _containers(store: Store) -> list[Path]:
-    root = store.root / "containers"
-    return sorted(p for p in root.iterdir() if (p / "meta.json").is_file()) if root.is_dir() else []
-
-
 def usage(store: Store) -> Usage:
     keep, dangling = _roots(store, with_cache=False)
     keep_all, _ = _roots(store, with_cache=True)
-    layers = _stored_layers(store)
+    layers = store.stored_layers()
     size = {c: store.layer_info(c).size for c in layers}
-    containers = _containers(store)
+    containers = store.container_names()
     return Usage(
         images=len(store.image_ids()), dangling_images=len(dangling), layers=len(layers),
         layer_bytes=sum(size.values()),
-        cache_entries=len(list((store.root / "cache").glob("[0-9a-f]*"))),
+        cache_entries=len(store.cache_entries()),
         cache_only_bytes=sum(size[c] for c in layers if c in keep_all.layers and c not in keep.layers),
-        containers=len(containers), container_bytes=sum(_du(c / "upper") for c in containers),
+        containers=len(containers),
+        container_bytes=sum(_du(store.container_dir(c) / "upper") for c in containers),
         reclaimable_bytes=sum(size[c] for c in layers if c not in keep_all.layers))
 
 
@@ -105,27 +101,25 @@ def prune(store: Store, *, all_cache: bool = False) -> dict[str, int]:
         for image_id in dangling:
             store.remove_image(image_id)
             removed["images"] += 1
-        for entry in sorted((store.root / "cache").glob("[0-9a-f]*")):
+        for entry in store.cache_entries():
             if all_cache or not _entry_resolves(store, entry):
                 entry.unlink(missing_ok=True)
                 removed["cache_entries"] += 1
         if all_cache:
-            (store.root / "cache" / ".filehashes.json").unlink(missing_ok=True)
-            for memo in (store.root / "cache").glob(".copyfrom-*"):     # COPY --from checksums
-                memo.unlink(missing_ok=True)
+            store.file_hashes_path().unlink(missing_ok=True)
+            for memo in store.memo_paths():             # COPY --from checksums and the like
+                remove_entry(memo)
         reach, _ = _roots(store, with_cache=True)
         with store.lock():
-            for chain in _stored_layers(store):
+            for chain in store.stored_layers():
                 if chain not in reach.layers:
                     removed["bytes"] += store.layer_info(chain).size
-                    (store.root / store.short_layer_path(chain)).unlink(missing_ok=True)
+                    store.link_path(chain).unlink(missing_ok=True)
                     shutil.rmtree(store.layer_root(chain))
                     removed["layers"] += 1
-            for blob in sorted((store.root / "blobs" / "sha256").iterdir()):
-                digest = "sha256:" + blob.name
-                if is_digest(digest) and digest not in reach.blobs:
-                    blob.unlink()
-                    (store.root / "blobs" / "fingerprints" / blob.name).unlink(missing_ok=True)
+            for digest in store.blob_digests():
+                if digest not in reach.blobs:
+                    store.remove_blob(digest)
                     removed["blobs"] += 1
     return removed
 
@@ -137,15 +131,6 @@ def _entry_resolves(store: Store, entry: Path) -> bool:
     except (OSError, ValueError, KeyError, StoreError, ArchiveError):
         return False
     return all(store.has_layer(c) for c in chain_ids(cfg.diff_ids))
-
-
-def _stored_layers(store: Store) -> list[str]:
-    out = []
-    for d in sorted((store.root / "layers").iterdir()):
-        chain = "sha256:" + d.name
-        if is_digest(chain) and (d / "meta.json").is_file():
-            out.append(chain)
-    return out
 
 
 def _du(path: Path) -> int:
