@@ -23,8 +23,9 @@ from dockerd import require_tool  # noqa: E402  (tests/ is on the path only from
 
 
 def conformance_dir() -> Path:
+    """The conformance cases: the repository's copy (tests/conformance), or $PYBUILD_CONFORMANCE."""
     env = os.environ.get("PYBUILD_CONFORMANCE")
-    path = Path(env) if env else REPO.parent / "shared" / "conformance"
+    path = Path(env) if env else REPO / "tests" / "conformance"
     if not (path / "make-base.sh").is_file():
         pytest.fail(f"conformance cases not found at {path} (set PYBUILD_CONFORMANCE)")
     return path
@@ -49,17 +50,21 @@ def pybuild(*args: str, root: Path, check: bool = True, **kw) -> subprocess.Comp
 
 
 def writable_copy(src: Path, dst: Path) -> Path:
-    """Copy a case's context and give the owner write permission back.
+    """Copy a build context (a conformance case's, an example's) to ``dst`` with fixed modes.
 
-    shared/ is laid out without write bits; docker recorded the cases from a checkout where
-    the files were 0644/0755, and modes are part of every layer, so we restore u+w."""
+    Modes are part of every layer, and docker recorded the cases from a checkout where
+    directories were 0755 and files 0644 or 0755; a checkout's own modes depend on the umask
+    it was made under (and ../shared lays its files out read-only).  So every directory
+    becomes 0755 and every file 0755 if its owner may execute it, else 0644; symlinks are
+    copied as symlinks."""
     shutil.copytree(src, dst, symlinks=True)
-    for dirpath, dirnames, filenames in os.walk(dst):
-        for name in dirnames + filenames + ["."]:
-            p = os.path.join(dirpath, name)
-            st = os.lstat(p)
+    for dirpath, _, filenames in os.walk(dst):     # a symlink to a dir is not walked into
+        os.chmod(dirpath, 0o755)
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
             if not stat.S_ISLNK(st.st_mode):
-                os.chmod(p, stat.S_IMODE(st.st_mode) | stat.S_IWUSR)
+                os.chmod(path, 0o755 if st.st_mode & stat.S_IXUSR else 0o644)
     return dst
 
 

@@ -1,7 +1,7 @@
 """ADD and COPY end to end: small Buildfiles built by the real CLI against a fresh store.
 
 Each row makes its context in tmp_path, builds, and checks the last layer's lines (the
-conformance format of ../shared/conformance/README.md), the rootfs, the history, or the
+conformance format of tests/conformance/README.md), the rootfs, the history, or the
 error.  pybuild follows docker's classic builder (DOCKER_BUILDKIT=0) where builders differ.
 """
 

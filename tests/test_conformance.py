@@ -1,4 +1,4 @@
-"""Every case of ../shared/conformance, built by pybuild and compared with what docker's
+"""Every case of tests/conformance, built by pybuild and compared with what docker's
 classic builder produced (expected/), as that folder's README prescribes.
 
 run.txt is checked in test_conformance_docker.py, where docker's engine runs our images.
