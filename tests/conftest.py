@@ -1,7 +1,11 @@
-"""Shared fixtures: where the conformance cases live, the busybox base image, a store.
+"""Shared fixtures: where the conformance cases live, the busybox base image, a store, and
+third-party data in ../shared/fixtures.
 
 Nothing here skips: CI runs as root with every tool installed (.ci/run installs them), so a
-missing tool or privilege is a failure with a message that says how to fix it.
+missing tool or privilege is a failure with a message that says how to fix it.  The one
+exception is data the repository must not hold: tests marked ``shared_fixture`` need
+../shared/fixtures beside the checkout; without it they are deselected with one line of
+notice, except in CI (CI set), where they always run and a missing ../shared fails them.
 """
 
 from __future__ import annotations
@@ -28,6 +32,21 @@ def conformance_dir() -> Path:
     path = Path(env) if env else REPO / "tests" / "conformance"
     if not (path / "make-base.sh").is_file():
         pytest.fail(f"conformance cases not found at {path} (set PYBUILD_CONFORMANCE)")
+    return path
+
+
+#: The team's shared folder beside the checkout; only ``fixtures/`` of it is used.
+SHARED = REPO.parent / "shared"
+
+
+def shared_fixture(name: str) -> Path:
+    """``../shared/fixtures/<name>``: third-party test data that stays outside the repository
+    (never copy it in).  Fails when it is missing; tests using it carry the ``shared_fixture``
+    marker, so outside CI they are deselected when ../shared/fixtures is absent."""
+    path = SHARED / "fixtures" / name
+    if not path.exists():
+        pytest.fail(f"{path} is missing: tests marked shared_fixture need ../shared/fixtures "
+                    f"beside the checkout (outside CI they are deselected when it is absent)")
     return path
 
 
@@ -66,6 +85,26 @@ def writable_copy(src: Path, dst: Path) -> Path:
             if not stat.S_ISLNK(st.st_mode):
                 os.chmod(path, 0o755 if st.st_mode & stat.S_IXUSR else 0o644)
     return dst
+
+
+_SHARED_DESELECTED = pytest.StashKey[int]()     # how many shared_fixture tests were left out
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Deselect the ``shared_fixture`` tests when ../shared/fixtures is absent, never in CI."""
+    needing = [item for item in items if item.get_closest_marker("shared_fixture")]
+    if not needing or (SHARED / "fixtures").is_dir() or os.environ.get("CI"):
+        return
+    config.hook.pytest_deselected(items=needing)
+    items[:] = [item for item in items if not item.get_closest_marker("shared_fixture")]
+    config.stash[_SHARED_DESELECTED] = len(needing)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    n = config.stash.get(_SHARED_DESELECTED, 0)
+    if n:
+        terminalreporter.write_line(f"{n} {'tests need' if n != 1 else 'test needs'} ../shared/fixtures "
+                                    f"(absent): deselected")
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
