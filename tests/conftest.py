@@ -11,8 +11,6 @@ notice, except in CI (CI set), where they always run and a missing ../shared fai
 from __future__ import annotations
 
 import os
-import shutil
-import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +21,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from dockerd import require_tool  # noqa: E402  (tests/ is on the path only from here on)
+# tests/ is on the path only from here on; pybuild and writable_copy are re-exported
+from buildfixtures import pybuild, writable_copy  # noqa: E402,F401
+from dockerd import require_tool  # noqa: E402
 
 
 def conformance_dir() -> Path:
@@ -53,38 +53,6 @@ def shared_fixture(name: str) -> Path:
 def require_root() -> None:
     if os.geteuid() != 0:
         pytest.fail("pybuild's tests need root (overlay mounts, namespaces, chroot); CI runs as root")
-
-
-def pybuild(*args: str, root: Path, check: bool = True, **kw) -> subprocess.CompletedProcess:
-    """Run the real command line (`python -m builder`) against store ``root``."""
-    # PYBUILD_PULL=never: a FROM the store lacks must fail here, never reach for docker.io
-    # (tests talk to loopback only); registry tests that pull pass their own env
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYBUILD_PULL": "never", **kw.pop("env", {})}
-    proc = subprocess.run([sys.executable, "-m", "builder", "--root", str(root), *args],
-                          capture_output=True, text=True, env=env, **kw)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"pybuild {' '.join(args)} failed ({proc.returncode}):\n"
-                             f"{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def writable_copy(src: Path, dst: Path) -> Path:
-    """Copy a build context (a conformance case's, an example's) to ``dst`` with fixed modes.
-
-    Modes are part of every layer, and docker recorded the cases from a checkout where
-    directories were 0755 and files 0644 or 0755; a checkout's own modes depend on the umask
-    it was made under (and ../shared lays its files out read-only).  So every directory
-    becomes 0755 and every file 0755 if its owner may execute it, else 0644; symlinks are
-    copied as symlinks."""
-    shutil.copytree(src, dst, symlinks=True)
-    for dirpath, _, filenames in os.walk(dst):     # a symlink to a dir is not walked into
-        os.chmod(dirpath, 0o755)
-        for name in filenames:
-            path = os.path.join(dirpath, name)
-            st = os.lstat(path)
-            if not stat.S_ISLNK(st.st_mode):
-                os.chmod(path, 0o755 if st.st_mode & stat.S_IXUSR else 0o644)
-    return dst
 
 
 _SHARED_DESELECTED = pytest.StashKey[int]()     # how many shared_fixture tests were left out

@@ -3,24 +3,13 @@ traceback, and the exit code cli.py documents (1 operation failed, 2 Buildfile/u
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from builder.store.store import Store
+from buildfixtures import build, make_context
 from conftest import pybuild
 
 FROM = "FROM pbtest/busybox:base\n"
-
-
-def run_build(store_root: Path, tmp_path: Path, buildfile: str | None, *extra: str):
-    ctx = tmp_path / "ctx"
-    ctx.mkdir(exist_ok=True)
-    args = ["build", "-t", "cli/test", *extra]
-    if buildfile is not None:
-        (tmp_path / "Buildfile").write_text(buildfile)
-        args += ["-f", str(tmp_path / "Buildfile")]
-    return pybuild(*args, str(ctx), root=store_root, check=False)
 
 
 def assert_clean_failure(proc, code: int, *needles: str) -> None:
@@ -48,27 +37,39 @@ def assert_clean_failure(proc, code: int, *needles: str) -> None:
     pytest.param("RUN true\n", 2, ("the first instruction must be FROM",), id="no-from"),
 ])
 def test_build_failure(store_root, tmp_path, buildfile, code, needles):
-    proc = run_build(store_root, tmp_path, buildfile)
+    proc = build(store_root, make_context(tmp_path / "ctx"),
+                 buildfile=buildfile, tag="cli/test", check=False).proc
     assert_clean_failure(proc, code, *needles)
     assert "cli/test:latest" not in Store(store_root).tags(), "a failed build must not be tagged"
 
 
 def test_missing_buildfile(store_root, tmp_path):
     """No Buildfile (nor Dockerfile) in the context: a usage error naming the path."""
-    proc = run_build(store_root, tmp_path, None)
+    proc = build(store_root, make_context(tmp_path / "ctx"), tag="cli/test", check=False).proc
     assert_clean_failure(proc, 2, str(tmp_path / "ctx" / "Buildfile"))
 
 
 def test_missing_buildfile_given_with_f(store_root, tmp_path):
-    proc = pybuild("build", "-f", str(tmp_path / "nosuch"), str(tmp_path), root=store_root, check=False)
+    proc = build(store_root, tmp_path, buildfile=tmp_path / "nosuch", check=False).proc
     assert_clean_failure(proc, 2, str(tmp_path / "nosuch"))
 
 
 def test_missing_context_dir(store_root, tmp_path):
-    (tmp_path / "Buildfile").write_text(FROM + "COPY a /a\n")
-    proc = pybuild("build", "-f", str(tmp_path / "Buildfile"), str(tmp_path / "nosuch"),
-                   root=store_root, check=False)
+    proc = build(store_root, tmp_path / "nosuch", buildfile=FROM + "COPY a /a\n", check=False).proc
     assert_clean_failure(proc, 1, "nosuch")
+
+
+@pytest.mark.parametrize("argv", [
+    pytest.param(("-t", "short/form", "CTX"), id="options-first"),
+    # a directory as the first word is a build context, not an unknown command
+    pytest.param(("CTX", "-t", "short/form"), id="context-first"),
+])
+def test_build_is_the_default_command(store_root, tmp_path, argv):
+    """`pybuild -t NAME CONTEXT` is short for `pybuild build …` (the tests build with `build`)."""
+    ctx = make_context(tmp_path / "ctx", {"Buildfile": FROM + "RUN echo x > /x\n"})
+    proc = pybuild(*(str(ctx) if a == "CTX" else a for a in argv), root=store_root)
+    assert "Successfully tagged short/form:latest" in proc.stdout
+    assert "short/form:latest" in Store(store_root).tags()
 
 
 @pytest.mark.parametrize("args, code, needle", [
