@@ -17,6 +17,11 @@ from builder.errors import PybuildError
 
 EXIT_INTERNAL = 70
 
+USAGE = "pybuild [--root DIR] COMMAND [ARG...]"
+DESCRIPTION = "Build Dockerfile-style images without a daemon, and see how every layer is made."
+ROOT_HELP = "image store directory (default $PYBUILD_ROOT or /var/lib/pybuild)"
+SHORT_FORM = "`pybuild -f Buildfile -t NAME [CONTEXT]` is short for `pybuild build …`."
+
 
 class Terminated(BaseException):
     """SIGTERM, turned into an exception so that cleanup (finally blocks) runs."""
@@ -28,9 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     while argv and (argv[0] == "--root" or argv[0].startswith("--root=")):   # a global option
         root = argv.pop(0).partition("=")[2] or (argv.pop(0) if argv else "")
     argv = ["--explain=text" if a == "--explain" else a for a in argv]   # optional value
+    if not argv:
+        print(f"usage: {USAGE}\npybuild: error: a command is required; see `pybuild --help`", file=sys.stderr)
+        return 2
+    if argv[0] in ("-h", "--help"):
+        print(_help(), end="")
+        return 0
     from builder.commands import COMMANDS
     commands = set(COMMANDS)
-    if argv and argv[0] not in commands and argv[0] not in ("-h", "--help", "--version"):
+    if argv[0] not in commands and argv[0] != "--version":
         if not argv[0].startswith("-") and not os.path.isdir(argv[0]):
             import difflib
             close = difflib.get_close_matches(argv[0], sorted(commands), n=1)
@@ -38,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"pybuild: error: unknown command {argv[0]}{hint}; see `pybuild --help`", file=sys.stderr)
             return 2
         argv.insert(0, "build")                   # `pybuild -f Buildfile -t x .` / `pybuild .`
-    parser = _parser(only=COMMANDS.get(argv[0]) if argv else None)
+    parser, _ = _parser(only=COMMANDS.get(argv[0]))
     args = parser.parse_args(argv)
     args.root = args.root or root
     signal.signal(signal.SIGTERM, _on_sigterm)
@@ -66,20 +77,49 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated()
 
 
-def _parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The argument parser; with ``only``, just that command module's commands are registered
-    (the one being run), so the others are never imported."""
+def _parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, str]]:
+    """The argument parser and each registered command's one-line help; with ``only``, just
+    that command module's commands are registered (the one being run), so the others are
+    never imported."""
     import importlib
 
     from builder.commands import MODULES
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--root", help="image store directory (default $PYBUILD_ROOT or /var/lib/pybuild)")
-    p = argparse.ArgumentParser(
-        prog="pybuild",
-        description="Build Dockerfile-style images without a daemon, and see how every layer is made.",
-        epilog="`pybuild -f Buildfile -t NAME [CONTEXT]` is short for `pybuild build …`.")
+    common.add_argument("--root", help=ROOT_HELP)
+    p = argparse.ArgumentParser(prog="pybuild", usage=USAGE)        # its help is _help(), not argparse's
     p.add_argument("--version", action="version", version=f"pybuild {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+    # prog: a command's own usage reads `pybuild build …`, not USAGE followed by the command
+    sub = _HelpRecorder(p.add_subparsers(dest="command", required=True, metavar="COMMAND", prog="pybuild"))
     for name in (only,) if only else MODULES:
         importlib.import_module(f"builder.commands.{name}").register(sub, common)
-    return p
+    return p, sub.help
+
+
+class _HelpRecorder:
+    """Passed to the command modules' ``register`` in place of argparse's subparsers action:
+    adds each parser there, keeping its ``help`` for `pybuild --help`."""
+
+    def __init__(self, subparsers) -> None:
+        self._subparsers = subparsers
+        self.help: dict[str, str] = {}
+
+    def add_parser(self, name: str, **kwargs) -> argparse.ArgumentParser:
+        self.help[name] = kwargs.get("help", "")
+        return self._subparsers.add_parser(name, **kwargs)
+
+
+def _help() -> str:
+    """`pybuild --help`: a short usage line, then the commands by family (as docker's help
+    groups them), one line each with its help, then the global options.  Every command
+    module is imported here, and only here; `pybuild COMMAND --help` is argparse's own."""
+    from builder.commands import FAMILIES
+    _, helps = _parser()
+    options = [("--root DIR", ROOT_HELP), ("--version", "print pybuild's version and exit"),
+               ("-h, --help", "show this help and exit")]
+    width = max(len(name) for name in [*helps, *(o for o, _ in options)]) + 3
+    out = [f"usage: {USAGE}", "", DESCRIPTION]
+    for family, names in FAMILIES:
+        out += ["", f"{family}:"] + [f"  {name:<{width}}{helps[name]}" for name in names]
+    out += ["", "Options:"] + [f"  {option:<{width}}{text}" for option, text in options]
+    out += ["", "Run `pybuild COMMAND --help` for a command's options.", SHORT_FORM]
+    return "\n".join(out) + "\n"

@@ -1,14 +1,16 @@
-"""Shared fixtures: where the conformance cases live, the busybox base image, a store.
+"""Shared fixtures: where the conformance cases live, the busybox base image, a store, and
+third-party data in ../shared/fixtures.
 
 Nothing here skips: CI runs as root with every tool installed (.ci/run installs them), so a
-missing tool or privilege is a failure with a message that says how to fix it.
+missing tool or privilege is a failure with a message that says how to fix it.  The one
+exception is data the repository must not hold: tests marked ``shared_fixture`` need
+../shared/fixtures beside the checkout; without it they are deselected with one line of
+notice, except in CI (CI set), where they always run and a missing ../shared fails them.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -19,14 +21,32 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from dockerd import require_tool  # noqa: E402  (tests/ is on the path only from here on)
+# tests/ is on the path only from here on; pybuild and writable_copy are re-exported
+from buildfixtures import pybuild, writable_copy  # noqa: E402,F401
+from dockerd import require_tool  # noqa: E402
 
 
 def conformance_dir() -> Path:
+    """The conformance cases: the repository's copy (tests/conformance), or $PYBUILD_CONFORMANCE."""
     env = os.environ.get("PYBUILD_CONFORMANCE")
-    path = Path(env) if env else REPO.parent / "shared" / "conformance"
+    path = Path(env) if env else REPO / "tests" / "conformance"
     if not (path / "make-base.sh").is_file():
         pytest.fail(f"conformance cases not found at {path} (set PYBUILD_CONFORMANCE)")
+    return path
+
+
+#: The team's shared folder beside the checkout; only ``fixtures/`` of it is used.
+SHARED = REPO.parent / "shared"
+
+
+def shared_fixture(name: str) -> Path:
+    """``../shared/fixtures/<name>``: third-party test data that stays outside the repository
+    (never copy it in).  Fails when it is missing; tests using it carry the ``shared_fixture``
+    marker, so outside CI they are deselected when ../shared/fixtures is absent."""
+    path = SHARED / "fixtures" / name
+    if not path.exists():
+        pytest.fail(f"{path} is missing: tests marked shared_fixture need ../shared/fixtures "
+                    f"beside the checkout (outside CI they are deselected when it is absent)")
     return path
 
 
@@ -35,32 +55,24 @@ def require_root() -> None:
         pytest.fail("pybuild's tests need root (overlay mounts, namespaces, chroot); CI runs as root")
 
 
-def pybuild(*args: str, root: Path, check: bool = True, **kw) -> subprocess.CompletedProcess:
-    """Run the real command line (`python -m builder`) against store ``root``."""
-    # PYBUILD_PULL=never: a FROM the store lacks must fail here, never reach for docker.io
-    # (tests talk to loopback only); registry tests that pull pass their own env
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYBUILD_PULL": "never", **kw.pop("env", {})}
-    proc = subprocess.run([sys.executable, "-m", "builder", "--root", str(root), *args],
-                          capture_output=True, text=True, env=env, **kw)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"pybuild {' '.join(args)} failed ({proc.returncode}):\n"
-                             f"{proc.stdout}\n{proc.stderr}")
-    return proc
+_SHARED_DESELECTED = pytest.StashKey[int]()     # how many shared_fixture tests were left out
 
 
-def writable_copy(src: Path, dst: Path) -> Path:
-    """Copy a case's context and give the owner write permission back.
+def pytest_collection_modifyitems(config, items) -> None:
+    """Deselect the ``shared_fixture`` tests when ../shared/fixtures is absent, never in CI."""
+    needing = [item for item in items if item.get_closest_marker("shared_fixture")]
+    if not needing or (SHARED / "fixtures").is_dir() or os.environ.get("CI"):
+        return
+    config.hook.pytest_deselected(items=needing)
+    items[:] = [item for item in items if not item.get_closest_marker("shared_fixture")]
+    config.stash[_SHARED_DESELECTED] = len(needing)
 
-    shared/ is laid out without write bits; docker recorded the cases from a checkout where
-    the files were 0644/0755, and modes are part of every layer, so we restore u+w."""
-    shutil.copytree(src, dst, symlinks=True)
-    for dirpath, dirnames, filenames in os.walk(dst):
-        for name in dirnames + filenames + ["."]:
-            p = os.path.join(dirpath, name)
-            st = os.lstat(p)
-            if not stat.S_ISLNK(st.st_mode):
-                os.chmod(p, stat.S_IMODE(st.st_mode) | stat.S_IWUSR)
-    return dst
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    n = config.stash.get(_SHARED_DESELECTED, 0)
+    if n:
+        terminalreporter.write_line(f"{n} {'tests need' if n != 1 else 'test needs'} ../shared/fixtures "
+                                    f"(absent): deselected")
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:

@@ -1,7 +1,7 @@
 """ADD and COPY end to end: small Buildfiles built by the real CLI against a fresh store.
 
 Each row makes its context in tmp_path, builds, and checks the last layer's lines (the
-conformance format of ../shared/conformance/README.md), the rootfs, the history, or the
+conformance format of tests/conformance/README.md), the rootfs, the history, or the
 error.  pybuild follows docker's classic builder (DOCKER_BUILDKIT=0) where builders differ.
 """
 
@@ -17,66 +17,15 @@ import os
 import re
 import tarfile
 import threading
-from dataclasses import dataclass
 from email.utils import formatdate
-from pathlib import Path
 
 import pytest
 
-from builder.store.store import Store
-from conftest import pybuild
-from imagecheck import history_lines, layer_lines, rootfs_lines, validate_image
+from buildfixtures import Built, Dir, File, Hard, Link, build, make_context
 
 FROM = "FROM pbtest/busybox:base\n"
 TAG = "addcopy/test:latest"
 SENTINEL = "pybuild-addcopy-sentinel"      # a name no host should have in /etc
-
-
-# -- context description ------------------------------------------------------------------
-@dataclass(frozen=True)
-class File:
-    data: bytes = b"hello\n"
-    mode: int = 0o644
-    owner: tuple[int, int] = (0, 0)
-
-
-@dataclass(frozen=True)
-class Dir:
-    mode: int = 0o755
-
-
-@dataclass(frozen=True)
-class Link:
-    target: str
-
-
-@dataclass(frozen=True)
-class Hard:
-    target: str                 # a path of the context, made earlier in the dict
-
-
-def make_context(ctx: Path, spec: dict[str, object]) -> Path:
-    """Create ``spec`` (path → File/Dir/Link/Hard/bytes) under ``ctx``, in dict order."""
-    ctx.mkdir(parents=True, exist_ok=True)
-    os.chmod(ctx, 0o755)
-    for rel, what in spec.items():
-        path = ctx / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(what, bytes):
-            what = File(what)
-        match what:
-            case File():
-                path.write_bytes(what.data)
-                os.chown(path, *what.owner)
-                os.chmod(path, what.mode)
-            case Dir():
-                path.mkdir(exist_ok=True)
-                os.chmod(path, what.mode)
-            case Link():
-                os.symlink(what.target, path)
-            case Hard():
-                os.link(ctx / what.target, path)
-    return ctx
 
 
 # -- expected lines ---------------------------------------------------------------------------
@@ -94,35 +43,6 @@ def sym(path: str, target: str) -> str:
 
 def h(path: str, target: str, mode: int = 0o644, owner: str = "0:0") -> str:
     return f"h {mode:04o} {owner} {path} -> {target}"
-
-
-# -- building ---------------------------------------------------------------------------------
-@dataclass
-class Built:
-    proc: object
-    store: Store
-    image_id: str | None
-
-    def last_layer(self) -> list[str]:
-        return layer_lines(self.store, self.image_id, skip=1)[-1]
-
-    def history(self) -> list[str]:
-        return history_lines(self.store, self.image_id, skip=1)
-
-
-def build(store_root: Path, tmp_path: Path, body: str, spec: dict[str, object] | None = None) -> Built:
-    """Build ``FROM base`` + ``body`` with context ``tmp_path/ctx``; the Buildfile lives
-    outside the context so it never matches a wildcard."""
-    ctx = make_context(tmp_path / "ctx", spec or {})
-    buildfile = tmp_path / "Buildfile"
-    buildfile.write_text(FROM + body)
-    proc = pybuild("-f", str(buildfile), "-t", TAG, str(ctx), root=store_root, check=False)
-    store = Store(store_root)
-    image_id = store.tags().get(TAG)
-    if proc.returncode == 0:
-        assert image_id is not None
-        validate_image(store, image_id)
-    return Built(proc, store, image_id)
 
 
 def assert_ok(b: Built) -> None:
@@ -179,7 +99,7 @@ FILE_ROWS = [
 
 @pytest.mark.parametrize("body, spec, want", FILE_ROWS)
 def test_copy_file(store_root, tmp_path, body, spec, want):
-    b = build(store_root, tmp_path, body, spec)
+    b = build(store_root, make_context(tmp_path / "ctx", spec), buildfile=FROM + body, tag=TAG, check=False)
     assert_ok(b)
     assert b.last_layer() == want
 
@@ -221,7 +141,7 @@ DIR_ROWS = [
 
 @pytest.mark.parametrize("body, spec, want", DIR_ROWS)
 def test_copy_dir(store_root, tmp_path, body, spec, want):
-    b = build(store_root, tmp_path, body, spec)
+    b = build(store_root, make_context(tmp_path / "ctx", spec), buildfile=FROM + body, tag=TAG, check=False)
     assert_ok(b)
     assert b.last_layer() == want
 
@@ -248,7 +168,7 @@ WILD_ROWS = [
 
 @pytest.mark.parametrize("body, spec, want", WILD_ROWS)
 def test_wildcards(store_root, tmp_path, body, spec, want):
-    b = build(store_root, tmp_path, body, spec)
+    b = build(store_root, make_context(tmp_path / "ctx", spec), buildfile=FROM + body, tag=TAG, check=False)
     assert_ok(b)
     assert b.last_layer() == want
 
@@ -290,7 +210,7 @@ ERROR_ROWS = [
 @pytest.mark.parametrize("body, spec, message", ERROR_ROWS)
 def test_refused(store_root, tmp_path, body, spec, message):
     (tmp_path / "outside").write_text("secret\n")
-    b = build(store_root, tmp_path, body, spec)
+    b = build(store_root, make_context(tmp_path / "ctx", spec), buildfile=FROM + body, tag=TAG, check=False)
     assert_refused(b, message)
 
 
@@ -298,9 +218,9 @@ def test_refused(store_root, tmp_path, body, spec, message):
 def test_dest_symlink_with_dotdot_stays_in_rootfs(store_root, tmp_path):
     """/link -> /nonexistent/../../etc resolves like a chroot would: /etc of the image."""
     assert not os.path.lexists(f"/etc/{SENTINEL}")
-    b = build(store_root, tmp_path,
-              f"RUN ln -s /nonexistent/../../etc /link\nCOPY {SENTINEL} /link/\n",
-              {SENTINEL: b"x\n"})
+    b = build(store_root, make_context(tmp_path / "ctx", {SENTINEL: b"x\n"}),
+              buildfile=FROM + f"RUN ln -s /nonexistent/../../etc /link\nCOPY {SENTINEL} /link/\n",
+              tag=TAG, check=False)
     assert not os.path.lexists(f"/etc/{SENTINEL}"), "COPY wrote on the host"
     assert_ok(b)
     assert b.last_layer() == [d("etc"), f(f"etc/{SENTINEL}", b"x\n")]
@@ -310,7 +230,8 @@ def test_dest_absolute_symlink_to_host_path_stays_in_rootfs(store_root, tmp_path
     """A link naming a real host directory leads to that path *inside* the image."""
     host = tmp_path / "hostdir"
     host.mkdir()
-    b = build(store_root, tmp_path, f"RUN ln -s {host} /link\nCOPY f /link/\n", {"f": b"x\n"})
+    b = build(store_root, make_context(tmp_path / "ctx", {"f": b"x\n"}),
+              buildfile=FROM + f"RUN ln -s {host} /link\nCOPY f /link/\n", tag=TAG, check=False)
     assert list(host.iterdir()) == [], "COPY wrote on the host"
     assert_ok(b)
     rel = str(host).lstrip("/")
@@ -332,10 +253,11 @@ def test_dest_absolute_symlink_to_host_path_stays_in_rootfs(store_root, tmp_path
                  id="relative-link-then-missing"),
 ])
 def test_dest_through_symlink(store_root, tmp_path, body, want):
-    b = build(store_root, tmp_path, body, {"f": b"x\n"})
+    b = build(store_root, make_context(tmp_path / "ctx", {"f": b"x\n"}),
+              buildfile=FROM + body, tag=TAG, check=False)
     assert_ok(b)
     assert want in b.last_layer()
-    assert want in rootfs_lines(b.store, b.image_id)
+    assert want in b.rootfs()
 
 
 # == ADD archives ==============================================================================
@@ -373,7 +295,8 @@ ARCHIVE_LINES = [d("x"), d("x/data", 0o750, "1000:1000"), sym("x/data/ln", "p"),
     pytest.param("blob.bin", gzip.compress(ARCHIVE), id="gzip-any-name"),
 ])
 def test_add_extracts_archive(store_root, tmp_path, name, data):
-    b = build(store_root, tmp_path, f"ADD {name} /x/\n", {name: data})
+    b = build(store_root, make_context(tmp_path / "ctx", {name: data}),
+              buildfile=FROM + f"ADD {name} /x/\n", tag=TAG, check=False)
     assert_ok(b)
     assert b.last_layer() == ARCHIVE_LINES          # tar owners and modes kept
 
@@ -390,7 +313,8 @@ def test_add_extracts_archive(store_root, tmp_path, name, data):
                  [d("x"), f("x/a.tgz", gzip.compress(ARCHIVE, mtime=0))], id="copy-tgz"),
 ])
 def test_not_extracted(store_root, tmp_path, body, name, data, want):
-    b = build(store_root, tmp_path, body, {name: data})
+    b = build(store_root, make_context(tmp_path / "ctx", {name: data}),
+              buildfile=FROM + body, tag=TAG, check=False)
     assert_ok(b)
     assert b.last_layer() == want
 
@@ -419,7 +343,8 @@ def test_add_hostile_archive_refused(store_root, tmp_path, members, message):
     for info, data in members:
         info.linkname = info.linkname.replace("/HOST", str(host))
         fixed.append((info, data))
-    b = build(store_root, tmp_path, "ADD evil.tar /x/\n", {"evil.tar": tar_bytes(*fixed)})
+    b = build(store_root, make_context(tmp_path / "ctx", {"evil.tar": tar_bytes(*fixed)}),
+              buildfile=FROM + "ADD evil.tar /x/\n", tag=TAG, check=False)
     assert sorted(p.name for p in host.iterdir()) == ["f"], "ADD wrote on the host"
     assert (host / "f").read_text() == "host file\n"
     assert_refused(b, message)
@@ -444,10 +369,11 @@ def test_add_archive_stays_in_rootfs(store_root, tmp_path, members, want):
     for info, data in members:
         info.linkname = info.linkname.replace("/HOST", str(host))
         fixed.append((info, data))
-    b = build(store_root, tmp_path, "ADD evil.tar /x/\n", {"evil.tar": tar_bytes(*fixed)})
+    b = build(store_root, make_context(tmp_path / "ctx", {"evil.tar": tar_bytes(*fixed)}),
+              buildfile=FROM + "ADD evil.tar /x/\n", tag=TAG, check=False)
     assert list(host.iterdir()) == [], "ADD wrote on the host"
     assert_ok(b)
-    assert want.replace("/HOST", str(host)) in rootfs_lines(b.store, b.image_id)
+    assert want.replace("/HOST", str(host)) in b.rootfs()
 
 
 # == ADD of a URL ==============================================================================
@@ -495,7 +421,8 @@ def http_files(tmp_path):
 def test_add_url(store_root, tmp_path, http_files, name, data, dest, want):
     files, base = http_files
     files[name] = data
-    b = build(store_root, tmp_path, f"ADD {base}/{name} {dest}\n")
+    b = build(store_root, make_context(tmp_path / "ctx"),
+              buildfile=FROM + f"ADD {base}/{name} {dest}\n", tag=TAG, check=False)
     assert_ok(b)
     assert want in b.last_layer()
     with b.store.open_blob(layer_ids(b)[-1]) as blob:
@@ -506,7 +433,8 @@ def test_add_url(store_root, tmp_path, http_files, name, data, dest, want):
 
 def test_add_url_missing_is_an_error(store_root, tmp_path, http_files):
     _, base = http_files
-    b = build(store_root, tmp_path, f"ADD {base}/nosuch /x/\n")
+    b = build(store_root, make_context(tmp_path / "ctx"),
+              buildfile=FROM + f"ADD {base}/nosuch /x/\n", tag=TAG, check=False)
     assert_refused(b, "download failed")
 
 
@@ -518,7 +446,8 @@ def layer_ids(b: Built) -> list[str]:
 # == layers that change nothing, history ======================================================
 def test_copy_identical_content_is_still_a_layer(store_root, tmp_path):
     """The file is rewritten (new mtime in the layer), so classic records a layer."""
-    b = build(store_root, tmp_path, "COPY group /etc/group\n", {"group": b"root:x:0:\nuser:x:1000:\n"})
+    b = build(store_root, make_context(tmp_path / "ctx", {"group": b"root:x:0:\nuser:x:1000:\n"}),
+              buildfile=FROM + "COPY group /etc/group\n", tag=TAG, check=False)
     assert_ok(b)
     assert b.history()[-1].startswith("layer ")
 
@@ -528,7 +457,7 @@ def test_copy_identical_content_is_still_a_layer(store_root, tmp_path):
     pytest.param("WORKDIR /new\n", ["layer  /bin/sh -c #(nop) WORKDIR /new"], id="workdir-created"),
 ])
 def test_workdir_layers(store_root, tmp_path, body, want):
-    b = build(store_root, tmp_path, body)
+    b = build(store_root, make_context(tmp_path / "ctx"), buildfile=FROM + body, tag=TAG, check=False)
     assert_ok(b)
     assert b.history() == want
 
@@ -547,7 +476,7 @@ HEX = "[0-9a-f]{64}"
     pytest.param("WORKDIR /w\nCOPY f rel\n", {"f": b"x\n"}, rf"COPY file:{HEX} in rel ", id="relative-dest"),
 ])
 def test_created_by(store_root, tmp_path, body, spec, pattern):
-    b = build(store_root, tmp_path, body, spec)
+    b = build(store_root, make_context(tmp_path / "ctx", spec), buildfile=FROM + body, tag=TAG, check=False)
     assert_ok(b)
     last = b.history()[-1]
     assert re.fullmatch(r"layer  /bin/sh -c #\(nop\) " + pattern, last), repr(last)
@@ -555,14 +484,16 @@ def test_created_by(store_root, tmp_path, body, spec, pattern):
 
 def test_created_by_file_hash_is_content_sha256(store_root, tmp_path):
     data = b"content\n"
-    b = build(store_root, tmp_path, "COPY f /f\n", {"f": data})
+    b = build(store_root, make_context(tmp_path / "ctx", {"f": data}),
+              buildfile=FROM + "COPY f /f\n", tag=TAG, check=False)
     assert_ok(b)
     assert f"file:{hashlib.sha256(data).hexdigest()} in /f " in b.history()[-1]
 
 
 def test_workdir_through_dangling_symlink(store_root, tmp_path):
     """WORKDIR resolves links like a COPY dest: /wl -> /nonexistent/../../srv makes /srv."""
-    b = build(store_root, tmp_path, "RUN ln -s /nonexistent/../../srv /wl\nWORKDIR /wl\nCOPY f .\n",
-              {"f": b"x\n"})
+    b = build(store_root, make_context(tmp_path / "ctx", {"f": b"x\n"}),
+              buildfile=FROM + "RUN ln -s /nonexistent/../../srv /wl\nWORKDIR /wl\nCOPY f .\n",
+              tag=TAG, check=False)
     assert_ok(b)
     assert b.last_layer() == [d("srv"), f("srv/f", b"x\n")]

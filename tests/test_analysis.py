@@ -16,6 +16,7 @@ from builder.oci.config import parse_config
 from builder.inspect import changes, find, rootdiff
 from builder.store.store import Store
 from layerfixtures import make_layer_dir
+from buildfixtures import build, make_context
 from conftest import pybuild
 from imagecheck import rootfs_lines
 
@@ -36,9 +37,7 @@ def root(tmp_path_factory, base_tar) -> Path:
     root = tmp_path_factory.mktemp("analysis") / "store"
     pybuild("import", str(base_tar), "pbtest/busybox:base", root=root)
     for tag, buildfile in IMAGES.items():
-        ctx = tmp_path_factory.mktemp(f"ctx-{tag}")
-        (ctx / "Buildfile").write_text(buildfile)
-        pybuild("-t", tag, str(ctx), root=root)
+        build(root, make_context(tmp_path_factory.mktemp(f"ctx-{tag}"), {"Buildfile": buildfile}), tag=tag)
     return root
 
 

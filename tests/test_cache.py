@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
 from builder.oci.config import parse_config
 from builder.store.store import Store
-from conftest import REPO, pybuild
+from buildfixtures import build, make_context
+from conftest import pybuild
 from imagecheck import validate_image
 
 BUILDFILE = """FROM pbtest/busybox:base
@@ -28,18 +26,8 @@ CMD ["cat", "/x"]
 """
 
 
-def make_ctx(tmp_path: Path, buildfile: str = BUILDFILE) -> Path:
-    ctx = tmp_path / "ctx"
-    (ctx / "app").mkdir(parents=True, exist_ok=True)
-    (ctx / "app" / "a").write_text("a\n")
-    (ctx / "app" / "b").write_text("b\n")
-    (ctx / "Buildfile").write_text(buildfile)
-    return ctx
-
-
-def build(ctx: Path, root: Path, *extra: str, tag: str = "c"):
-    proc = pybuild("-t", tag, *extra, str(ctx), root=root)
-    return proc, Store(root).resolve(tag)
+#: The context of every build here: BUILDFILE beside the files its ADD takes.
+CONTEXT = {"app/a": "a\n", "app/b": "b\n", "Buildfile": BUILDFILE}
 
 
 def ran(proc) -> list[str]:
@@ -52,21 +40,21 @@ def cached_steps(proc) -> int:
 
 
 def test_warm_rebuild_runs_nothing_and_gives_the_same_image(tmp_path, store_root):
-    ctx = make_ctx(tmp_path)
-    first, image_id = build(ctx, store_root)
-    assert ran(first) == ["ran-1", "ran-3", "ran-6"]
-    again, same_id = build(ctx, store_root)
-    assert ran(again) == [] and cached_steps(again) == 7
-    assert same_id == image_id
-    validate_image(Store(store_root), same_id)
+    ctx = make_context(tmp_path / "ctx", CONTEXT)
+    first = build(store_root, ctx, tag="c")
+    assert ran(first.proc) == ["ran-1", "ran-3", "ran-6"]
+    again = build(store_root, ctx, tag="c")
+    assert ran(again.proc) == [] and cached_steps(again.proc) == 7
+    assert again.image_id == first.image_id
+    validate_image(Store(store_root), again.image_id)
 
 
 def test_no_cache_runs_everything(tmp_path, store_root):
-    ctx = make_ctx(tmp_path)
-    _, image_id = build(ctx, store_root)
-    proc, other = build(ctx, store_root, "--no-cache")
-    assert ran(proc) == ["ran-1", "ran-3", "ran-6"] and cached_steps(proc) == 0
-    assert other != image_id                      # new timestamps: docker behaves the same
+    ctx = make_context(tmp_path / "ctx", CONTEXT)
+    first = build(store_root, ctx, tag="c")
+    again = build(store_root, ctx, "--no-cache", tag="c")
+    assert ran(again.proc) == ["ran-1", "ran-3", "ran-6"] and cached_steps(again.proc) == 0
+    assert again.image_id != first.image_id       # new timestamps: docker behaves the same
 
 
 @pytest.mark.parametrize("change, rebuilt", [
@@ -86,12 +74,12 @@ def test_no_cache_runs_everything(tmp_path, store_root):
                  [], id="only-cmd-changed"),
 ])
 def test_a_change_rebuilds_from_that_step_on(tmp_path, store_root, change, rebuilt):
-    ctx = make_ctx(tmp_path)
-    build(ctx, store_root)
+    ctx = make_context(tmp_path / "ctx", CONTEXT)
+    build(store_root, ctx, tag="c")
     change(ctx)
-    proc, image_id = build(ctx, store_root)
-    assert ran(proc) == rebuilt
-    validate_image(Store(store_root), image_id)
+    b = build(store_root, ctx, tag="c")
+    assert ran(b.proc) == rebuilt
+    validate_image(Store(store_root), b.image_id)
 
 
 @pytest.mark.parametrize("damage", [
@@ -100,8 +88,8 @@ def test_a_change_rebuilds_from_that_step_on(tmp_path, store_root, change, rebui
     pytest.param("truncate", id="blob-truncated"),
 ])
 def test_never_serves_a_layer_whose_blob_is_broken(tmp_path, store_root, damage):
-    ctx = make_ctx(tmp_path)
-    _, image_id = build(ctx, store_root)
+    ctx = make_context(tmp_path / "ctx", CONTEXT)
+    image_id = build(store_root, ctx, tag="c").image_id
     store = Store(store_root)
     layer_one = parse_config(store.image_config(image_id)).diff_ids[1]      # RUN ran-1's layer
     blob = store.blob_path(layer_one)
@@ -115,14 +103,14 @@ def test_never_serves_a_layer_whose_blob_is_broken(tmp_path, store_root, damage)
     else:
         with open(blob, "r+b") as f:
             f.truncate(512)
-    proc, new_id = build(ctx, store_root)
-    assert ran(proc) == ["ran-1", "ran-3", "ran-6"], "the broken layer's step and all after it run"
-    validate_image(Store(store_root), new_id)
+    b = build(store_root, ctx, tag="c")
+    assert ran(b.proc) == ["ran-1", "ran-3", "ran-6"], "the broken layer's step and all after it run"
+    validate_image(Store(store_root), b.image_id)
 
 
 def test_cache_survives_between_processes_and_is_in_the_store(tmp_path, store_root):
-    ctx = make_ctx(tmp_path)
-    build(ctx, store_root)
+    ctx = make_context(tmp_path / "ctx", CONTEXT)
+    build(store_root, ctx, tag="c")
     entries = [p for p in (store_root / "cache").iterdir() if not p.name.startswith(".")]
     assert len(entries) == 7                      # one entry a step after FROM
     assert all("config" in json.loads(p.read_text()) for p in entries)
@@ -131,11 +119,11 @@ def test_cache_survives_between_processes_and_is_in_the_store(tmp_path, store_ro
 def test_concurrent_builds_on_one_store(tmp_path, store_root):
     ctxs = []
     for n in range(4):
-        ctx = make_ctx(tmp_path / f"b{n}", BUILDFILE.replace("ran-6 && echo $X", f"ran-6 && echo {n}"))
-        ctxs.append(ctx)
+        buildfile = BUILDFILE.replace("ran-6 && echo $X", f"ran-6 && echo {n}")
+        ctxs.append(make_context(tmp_path / f"b{n}" / "ctx", {**CONTEXT, "Buildfile": buildfile}))
 
     def one(n: int):
-        return pybuild("-t", f"c{n}", str(ctxs[n]), root=store_root, check=False)
+        return build(store_root, ctxs[n], tag=f"c{n}", check=False, validate=False).proc
 
     with ThreadPoolExecutor(4) as pool:
         procs = list(pool.map(one, range(4)))
@@ -148,40 +136,34 @@ def test_concurrent_builds_on_one_store(tmp_path, store_root):
 
 
 def test_prune_and_df(tmp_path, store_root):
-    ctx = make_ctx(tmp_path)
-    build(ctx, store_root)
+    ctx = make_context(tmp_path / "ctx", CONTEXT)
+    build(store_root, ctx, tag="c")
     df = pybuild("df", root=store_root).stdout
     assert "Build cache   7" in df
     pybuild("rmi", "c", root=store_root)
     # the cache still keeps the layers: an ordinary prune frees nothing of them
     out = pybuild("prune", root=store_root).stdout
     assert "0 layers" in out
-    assert ran(build(ctx, store_root)[0]) == []
+    assert ran(build(store_root, ctx, tag="c").proc) == []
     pybuild("rmi", "c", root=store_root)
     out = pybuild("prune", "--all", root=store_root).stdout
     assert "7 cache entries, 5 layers" in out     # 3 RUN, the ADD and WORKDIR's mkdir
     store = Store(store_root)
     assert len(os.listdir(store_root / "layers")) == 1, "only the base layer is left"
     validate_image(store, store.resolve("pbtest/busybox:base"))
-    proc, _ = build(ctx, store_root)
-    assert ran(proc) == ["ran-1", "ran-3", "ran-6"]
+    assert ran(build(store_root, ctx, tag="c").proc) == ["ran-1", "ran-3", "ran-6"]
 
 
 def test_reproducible_builds_in_two_roots_are_identical(tmp_path, store_root):
-    ctx = make_ctx(tmp_path)
+    ctx = make_context(tmp_path / "ctx", CONTEXT)
     base = tmp_path / "base.tar"                  # the same base in both roots, as a pull gives
     pybuild("save", "pbtest/busybox:base", "-o", str(base), root=store_root)
     results = []
     for name in ("a", "b"):
         root = tmp_path / name
         pybuild("load", "-i", str(base), root=root)
-        env = dict(os.environ, SOURCE_DATE_EPOCH="1700000000", PYTHONPATH=str(REPO))
-        proc = subprocess.run([sys.executable, "-m", "builder", "--root", str(root), "build", "--no-cache",
-                               "-t", "r", str(ctx)], env=env, capture_output=True, text=True)
-        assert proc.returncode == 0, proc.stderr
-        store = Store(root)
-        image_id = store.resolve("r")
-        results.append((image_id, store.image_config(image_id)))
+        b = build(root, ctx, "--no-cache", tag="r", env={"SOURCE_DATE_EPOCH": "1700000000"})
+        results.append((b.image_id, b.store.image_config(b.image_id)))
         os.utime(ctx / "app" / "a")               # a later checkout: newer mtimes than the epoch
     assert results[0] == results[1]
     cfg = parse_config(results[0][1])
@@ -189,7 +171,7 @@ def test_reproducible_builds_in_two_roots_are_identical(tmp_path, store_root):
 
 
 def test_without_the_epoch_timestamps_are_real(tmp_path, store_root):
-    _, image_id = build(make_ctx(tmp_path), store_root)
+    image_id = build(store_root, make_context(tmp_path / "ctx", CONTEXT), tag="c").image_id
     cfg = parse_config(Store(store_root).image_config(image_id))
     assert cfg.history[-1].created.startswith("20") and cfg.history[-1].created.endswith("Z")
     assert cfg.history[-1].created > "2025"

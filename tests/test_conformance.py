@@ -1,4 +1,4 @@
-"""Every case of ../shared/conformance, built by pybuild and compared with what docker's
+"""Every case of tests/conformance, built by pybuild and compared with what docker's
 classic builder produced (expected/), as that folder's README prescribes.
 
 run.txt is checked in test_conformance_docker.py, where docker's engine runs our images.
@@ -11,19 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from builder.store.store import Store
-from conftest import conformance_dir, pybuild, writable_copy
+from buildfixtures import Built, build, writable_copy
+from conftest import conformance_dir
 from imagecheck import (config_view, history_lines, layer_lines, mask_source_hash,
                         mounts_under, rootfs_lines, validate_image)
 
 CASES = sorted(p.name for p in conformance_dir().iterdir() if (p / "Buildfile").is_file())
 
 
-def build_case(case: str, store_root: Path, tmp_path: Path, *extra: str):
+def build_case(case: str, store_root: Path, tmp_path: Path) -> Built:
+    """The case built as conf/<case> from a copy of its context (validated by the caller)."""
     src = conformance_dir() / case
     ctx = writable_copy(src / "ctx" if (src / "ctx").is_dir() else src, tmp_path / "ctx")
-    return pybuild("-f", str(src / "Buildfile"), "-t", f"conf/{case}", *extra, str(ctx),
-                   root=store_root, check=False)
+    return build(store_root, ctx,
+                 buildfile=src / "Buildfile", tag=f"conf/{case}", check=False, validate=False)
 
 
 def expected(case: str, name: str) -> str:
@@ -46,9 +47,10 @@ def test_cases_are_all_here():
 
 @pytest.mark.parametrize("case", CASES)
 def test_conformance(case, session_store, tmp_path):
-    proc = build_case(case, session_store, tmp_path)
+    built = build_case(case, session_store, tmp_path)
+    proc = built.proc
     assert mounts_under(session_store, tmp_path) == [], "a build left a mount behind"
-    store = Store(session_store)
+    store = built.store
     if expected(case, "build.txt").strip() == "fail":
         assert proc.returncode == 1, proc.stdout + proc.stderr
         assert "step 2/2: RUN exit 7: exit code 7" in proc.stderr

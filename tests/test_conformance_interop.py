@@ -24,7 +24,7 @@ def archives(session_store, tmp_path_factory) -> dict[str, Path]:
     out: dict[str, Path] = {}
     for case in OK_CASES:
         tmp = tmp_path_factory.mktemp(case)
-        proc = build_case(case, session_store, tmp)
+        proc = build_case(case, session_store, tmp).proc
         assert proc.returncode == 0, proc.stderr
         out[case] = tmp / f"{case}.tar"
         pybuild("save", f"conf/{case}", "-o", str(out[case]), root=session_store)

@@ -8,6 +8,7 @@ import os
 import pytest
 
 from builder.store.store import Store
+from buildfixtures import build, make_context
 from conftest import pybuild
 from imagecheck import layer_lines, mounts_under, validate_image
 
@@ -22,10 +23,9 @@ def test_run_uses_the_image_and_returns_the_exit_code(store_root):
 
 
 def test_run_defaults_to_the_images_command(store_root, tmp_path):
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
-    (ctx / "Buildfile").write_text('FROM pbtest/busybox:base\nENTRYPOINT ["echo", "ep"]\nCMD ["default"]\n')
-    pybuild("-t", "ep", str(ctx), root=store_root)
+    buildfile = 'FROM pbtest/busybox:base\nENTRYPOINT ["echo", "ep"]\nCMD ["default"]\n'
+    ctx = make_context(tmp_path / "ctx", {"Buildfile": buildfile})
+    build(store_root, ctx, tag="ep")
     assert pybuild("run", "ep", root=store_root).stdout == "ep default\n"
     assert pybuild("run", "ep", "given", root=store_root).stdout == "ep given\n"   # args replace CMD
 

@@ -25,6 +25,7 @@ import pytest
 from builder.oci.digest import hex_of
 from builder.oci.config import parse_config
 from builder.store.store import Store
+from buildfixtures import build, make_context
 from conftest import REPO, pybuild
 from imagecheck import mounts_under, validate_image
 
@@ -52,10 +53,9 @@ def assert_store_ok(root: Path) -> None:
 
 # == pybuild check: what it finds ================================================================
 def built(tmp_path: Path, root: Path) -> Store:
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
-    (ctx / "Buildfile").write_text("FROM pbtest/busybox:base\nRUN echo one > /one\nRUN echo two > /two\n")
-    pybuild("-t", "img", str(ctx), root=root)
+    ctx = make_context(tmp_path / "ctx",
+                       {"Buildfile": "FROM pbtest/busybox:base\nRUN echo one > /one\nRUN echo two > /two\n"})
+    build(root, ctx, tag="img")
     return Store(root)
 
 
@@ -142,12 +142,6 @@ def test_check_fast_skips_unchanged_blobs_but_not_changed_ones(tmp_path, store_r
 
 # == SIGKILL at a random moment ==================================================================
 def kill_ctx(tmp_path: Path) -> Path:
-    ctx = tmp_path / "killctx"
-    (ctx / "app" / "sub").mkdir(parents=True)
-    for n in range(20):
-        (ctx / "app" / f"f{n}").write_bytes(os.urandom(4096))
-    (ctx / "app" / "a").write_text("a\n")
-    (ctx / "app" / "sub" / "deep").write_text("deep\n")
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for n in range(30):
@@ -155,9 +149,9 @@ def kill_ctx(tmp_path: Path) -> Path:
             info = tarfile.TarInfo(f"t/{n}")
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    (ctx / "app.tar").write_bytes(buf.getvalue())
-    (ctx / "Buildfile").write_text(KILL_BUILDFILE)
-    return ctx
+    return make_context(tmp_path / "killctx", {
+        **{f"app/f{n}": os.urandom(4096) for n in range(20)},
+        "app/a": "a\n", "app/sub/deep": "deep\n", "app.tar": buf.getvalue(), "Buildfile": KILL_BUILDFILE})
 
 
 def our_processes() -> list[int]:
@@ -217,7 +211,7 @@ def test_sigkill_at_random_moments_leaves_a_whole_store(tmp_path, store_root):
         proc = check(store_root)
         assert (proc.returncode, proc.stdout) == (0, "store OK\n"), f"{where}\n{proc.stdout}{proc.stderr}"
         assert os.listdir(store_root / "tmp") == [], f"check's Store() sweeps dead staging ({where})"
-    pybuild("build", "-t", "after", str(ctx), root=store_root)
+    build(store_root, ctx, tag="after")
     store = Store(store_root)
     validate_image(store, store.resolve("after"))
     assert_store_ok(store_root)
@@ -258,11 +252,10 @@ def small_store(tmp_path, base_tar):
     pytest.param(12, "No space left on device", id="capture-does-not-fit"),
 ])
 def test_disk_full_is_one_clear_line_and_leaves_nothing(tmp_path, small_store, mb, what):
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
-    (ctx / "Buildfile").write_text(f"FROM pbtest/busybox:base\nRUN head -c {mb}m /dev/zero > /big\n")
+    ctx = make_context(tmp_path / "ctx",
+                       {"Buildfile": f"FROM pbtest/busybox:base\nRUN head -c {mb}m /dev/zero > /big\n"})
     before = sorted(p.name for p in (small_store / "layers").iterdir())
-    proc = pybuild("build", "-t", "full", str(ctx), root=small_store, check=False)
+    proc = build(small_store, ctx, tag="full", check=False).proc
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]

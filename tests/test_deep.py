@@ -21,6 +21,7 @@ from builder.oci.config import parse_config
 from builder.layer import overlay, sandbox
 from builder.layer.overlay import MAX_LOWERS, OverlayMount
 from builder.store.store import Store
+from buildfixtures import build, make_context
 from conftest import pybuild
 from imagecheck import mounts_under, validate_image
 
@@ -34,11 +35,9 @@ def deep(tmp_path_factory, base_tar) -> Path:
     work = tmp_path_factory.mktemp("deep")
     root = work / "store"
     pybuild("import", str(base_tar), "pbtest/busybox:base", root=root)
-    ctx = work / "ctx"
-    ctx.mkdir()
-    (ctx / "Buildfile").write_text("FROM pbtest/busybox:base\n"
-                                   + "".join(f"RUN echo {n} > /f{n}\n" for n in range(1, STEPS + 1)))
-    pybuild("-t", "deep/img", str(ctx), root=root)
+    ctx = make_context(work / "ctx", {"Buildfile": "FROM pbtest/busybox:base\n"
+                                      + "".join(f"RUN echo {n} > /f{n}\n" for n in range(1, STEPS + 1))})
+    build(root, ctx, tag="deep/img")
     return root
 
 
@@ -70,9 +69,9 @@ def test_run_on_the_deep_image_sees_the_bottom_and_top_steps(deep):
 
 def test_steps_on_the_deep_image_explain_the_mount_api(deep, tmp_path):
     root = deep
-    (tmp_path / "Buildfile").write_text("FROM deep/img\nWORKDIR /w\nRUN cat /f1 /f300 > here\n")
-    proc = pybuild("build", "--explain", "-f", str(tmp_path / "Buildfile"), "-t", "deeper/img",
-                   str(tmp_path), root=root)
+    proc = build(root, make_context(tmp_path / "ctx"),
+                 "--explain", buildfile="FROM deep/img\nWORKDIR /w\nRUN cat /f1 /f300 > here\n",
+                 tag="deeper/img").proc
     # WORKDIR (call_in_root): 301 layers; RUN: init + 302 layers
     assert f"({STEPS + 1} lowers, new mount API),upperdir=" in proc.stdout
     assert f"({STEPS + 3} lowers, new mount API),upperdir=" in proc.stdout

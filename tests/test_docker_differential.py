@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,7 +13,8 @@ import pytest
 
 from builder.export.docker_archive import load
 from builder.store.store import Store
-from conftest import REPO, pybuild, writable_copy
+from buildfixtures import Dir, build, make_context, writable_copy
+from conftest import REPO, pybuild
 from dockerd import DockerDaemon
 from imagecheck import config_view, history_lines, layer_lines, mask_source_hash, rootfs_lines
 
@@ -91,29 +91,26 @@ def docker(session_store, tmp_path_factory):
         daemon.stop()
 
 
-def make_context(name: str, tmp_path: Path) -> Path:
+#: The context of the cases marked "ctx".
+CTX_SPEC = {"f.txt": "file\n", "d/inner": Dir(0o750), "d/inner/g": "g\n"}
+
+
+def case_context(name: str, tmp_path: Path) -> tuple[Path, str]:
+    """The case's context as docker gets it (the Buildfile inside, also as Dockerfile, both
+    ignored by .dockerignore), and the Buildfile's text."""
     ctx_src, text = CASES[name][:2]
     if isinstance(ctx_src, Path):
         ctx = writable_copy(ctx_src, tmp_path / "ctx")
-        buildfile = (ctx / "Buildfile").read_text()
+        text = (ctx / "Buildfile").read_text()
     else:
-        ctx = tmp_path / "ctx"
-        ctx.mkdir()
-        buildfile = text
-        if ctx_src == "ctx":
-            (ctx / "f.txt").write_text("file\n")
-            (ctx / "d" / "inner").mkdir(parents=True)
-            (ctx / "d" / "inner" / "g").write_text("g\n")
-            os.chmod(ctx / "d" / "inner", 0o750)
-    (ctx / "Buildfile").write_text(buildfile)
-    (ctx / "Dockerfile").write_text(buildfile)
-    (ctx / ".dockerignore").write_text("Buildfile\nDockerfile\n")
-    return ctx
+        ctx = make_context(tmp_path / "ctx", CTX_SPEC if ctx_src == "ctx" else {})
+    make_context(ctx, {"Buildfile": text, "Dockerfile": text, ".dockerignore": "Buildfile\nDockerfile\n"})
+    return ctx, text
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_same_image_as_docker_classic(name, docker, session_store, tmp_path):
-    ctx = make_context(name, tmp_path)
+    ctx, text = case_context(name, tmp_path)
     tag = f"diff/{name}"
     # docker's classic builder; its RUN containers get no network, as ours
     env = dict(os.environ, DOCKER_BUILDKIT="0")
@@ -124,12 +121,10 @@ def test_same_image_as_docker_classic(name, docker, session_store, tmp_path):
     theirs = Store(tmp_path / "docker-store")
     [(_, their_id)] = load(theirs, saved)
 
-    os.unlink(ctx / ".dockerignore")              # pybuild has no .dockerignore yet (issue #5)
-    os.unlink(ctx / "Dockerfile")
-    shutil.move(ctx / "Buildfile", tmp_path / "Buildfile")
-    pybuild("build", "-f", str(tmp_path / "Buildfile"), *extra, "-t", tag, str(ctx), root=session_store)
+    for only_docker in (".dockerignore", "Dockerfile", "Buildfile"):   # ours goes beside ctx
+        os.unlink(ctx / only_docker)
     ours = Store(session_store)
-    our_id = ours.resolve(tag)
+    our_id = build(session_store, ctx, *extra, buildfile=text, tag=tag).image_id
 
     assert layer_lines(ours, our_id, skip=1) == layer_lines(theirs, their_id, skip=1)
     assert rootfs_lines(ours, our_id) == rootfs_lines(theirs, their_id)

@@ -7,7 +7,8 @@ import pytest
 
 from builder.context.dockerignore import PatternMatcher, go_clean, load, read_patterns
 from builder.errors import ContextError
-from test_addcopy import assert_ok, assert_refused, build, d, f
+from buildfixtures import build, make_context
+from test_addcopy import FROM, TAG, assert_ok, assert_refused, d, f
 
 
 @pytest.mark.parametrize("text, want", [
@@ -109,7 +110,8 @@ SPEC = {
 
 
 def test_copy_dot_leaves_ignored_files_out(store_root, tmp_path):
-    b = build(store_root, tmp_path, "COPY . /app/\n", SPEC)
+    b = build(store_root, make_context(tmp_path / "ctx", SPEC),
+              buildfile=FROM + "COPY . /app/\n", tag=TAG, check=False)
     assert_ok(b)
     names = [line.split(" ")[-1] for line in b.last_layer()]
     assert names == ["app", "app/.dockerignore", "app/app.py", "app/build", "app/build/keep.txt",
@@ -118,30 +120,37 @@ def test_copy_dot_leaves_ignored_files_out(store_root, tmp_path):
 
 @pytest.mark.parametrize("src", ["secret", "debug.log", "build/out.o", "src/tmp/x"])
 def test_ignored_source_is_not_found(store_root, tmp_path, src):
-    assert_refused(build(store_root, tmp_path, f"COPY {src} /x\n", SPEC),
+    assert_refused(build(store_root, make_context(tmp_path / "ctx", SPEC),
+                         buildfile=FROM + f"COPY {src} /x\n", tag=TAG, check=False),
                    "excluded by .dockerignore")
 
 
 def test_wildcard_skips_ignored(store_root, tmp_path):
-    b = build(store_root, tmp_path, "COPY * /w/\n", {".dockerignore": b"b*\n.dockerignore\n",
-                                                     "a": b"a\n", "b1": b"b\n"})
+    spec = {".dockerignore": b"b*\n.dockerignore\n", "a": b"a\n", "b1": b"b\n"}
+    b = build(store_root, make_context(tmp_path / "ctx", spec),
+              buildfile=FROM + "COPY * /w/\n", tag=TAG, check=False)
     assert_ok(b)
     assert b.last_layer() == [d("w"), f("w/a", b"a\n")]
 
 
 def test_wildcard_matching_only_ignored_is_an_error(store_root, tmp_path):
-    assert_refused(build(store_root, tmp_path, "COPY *.log /w/\n", SPEC), "no source files were specified")
+    assert_refused(build(store_root, make_context(tmp_path / "ctx", SPEC),
+                         buildfile=FROM + "COPY *.log /w/\n",
+                         tag=TAG, check=False), "no source files were specified")
 
 
 def test_reincluded_file_in_ignored_dir(store_root, tmp_path):
-    b = build(store_root, tmp_path, "COPY build /b/\n", SPEC)
+    b = build(store_root, make_context(tmp_path / "ctx", SPEC),
+              buildfile=FROM + "COPY build /b/\n", tag=TAG, check=False)
     assert_ok(b)
     assert b.last_layer() == [d("b"), f("b/keep.txt", b"keep\n")]
 
 
 def test_ignore_change_misses_the_cache(store_root, tmp_path):
-    b1 = build(store_root, tmp_path, "COPY src /s/\n", {**SPEC, ".dockerignore": b"src/a.py\n"})
-    b2 = build(store_root, tmp_path, "COPY src /s/\n", {**SPEC, ".dockerignore": b"src/tmp\n"})
+    b1 = build(store_root, make_context(tmp_path / "ctx", {**SPEC, ".dockerignore": b"src/a.py\n"}),
+               buildfile=FROM + "COPY src /s/\n", tag=TAG, check=False)
+    b2 = build(store_root, make_context(tmp_path / "ctx", {**SPEC, ".dockerignore": b"src/tmp\n"}),
+               buildfile=FROM + "COPY src /s/\n", tag=TAG, check=False)
     assert_ok(b1)
     assert_ok(b2)
     assert "s/a.py" not in " ".join(b1.last_layer()) and "s/tmp" in " ".join(b1.last_layer())

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from builder.oci.digest import chain_id
+from buildfixtures import build
 from conftest import pybuild
 
 GOLDEN = Path(__file__).parent / "golden" / "explain"
@@ -22,8 +23,7 @@ def mask(text: str) -> str:
 
 
 def test_explain_text_golden(store_root, tmp_path):
-    proc = pybuild("build", "--explain", "-f", str(GOLDEN / "Buildfile"), "-t", "ex", str(tmp_path),
-                   root=store_root)
+    proc = build(store_root, tmp_path, "--explain", buildfile=GOLDEN / "Buildfile", tag="ex").proc
     got = mask(proc.stdout)
     golden = GOLDEN / "three-steps.txt"
     if os.environ.get("PYBUILD_REGEN") == "1":
@@ -32,8 +32,7 @@ def test_explain_text_golden(store_root, tmp_path):
 
 
 def test_explain_json_matches_the_image(store_root, tmp_path):
-    proc = pybuild("build", "--explain=json", "-q", "-f", str(GOLDEN / "Buildfile"), "-t", "ex",
-                   str(tmp_path), root=store_root)
+    proc = build(store_root, tmp_path, "--explain=json", "-q", buildfile=GOLDEN / "Buildfile", tag="ex").proc
     doc = json.loads(proc.stdout)
     inspect = json.loads(pybuild("inspect", "ex", root=store_root).stdout)
     assert doc["image"] == inspect["Id"]

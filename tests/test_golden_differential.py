@@ -22,6 +22,7 @@ import pytest
 
 from builder.export.docker_archive import load
 from builder.store.store import Store
+from buildfixtures import build, make_context
 from conftest import REPO, pybuild
 from dockerd import DockerDaemon
 from imagecheck import config_view, history_lines, mask_source_hash, rootfs_lines
@@ -158,31 +159,32 @@ def sources(text: str) -> tuple[list[str], bool]:
     return found, url
 
 
-def make_context(case: Path, ctx: Path) -> tuple[str, bool]:
+def golden_context(case: Path, ctx: Path) -> tuple[str, bool]:
+    """Make ``ctx`` hold a file for each ADD/COPY source of the case's Buildfile (a directory
+    with inner.txt, a one-file archive, or a text file); return (the runnable Buildfile text,
+    whether it names a URL source)."""
     text = runnable((case / "Buildfile").read_bytes().decode("utf-8"))
-    ctx.mkdir()
     srcs, url = sources(text)
+    spec: dict[str, bytes | str] = {}
     for src in srcs:
         name = re.sub(r"[*?]", "x", src).lstrip("/")
-        if name in ("", "."):
-            continue
-        path = ctx / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists():
-            continue
+        if name in ("", ".") or (ctx / name) in {q for p in spec for q in [ctx / p, *(ctx / p).parents]}:
+            continue                            # made already, as a file or a directory
         if src.endswith("/") or name in ("app", "src", "dir"):
-            path.mkdir(parents=True)
-            (path / "inner.txt").write_text(f"in {name}\n")
+            spec[f"{name}/inner.txt"] = f"in {name}\n"
         elif _ARCHIVE.search(name):
             mode = {"tar": "w", "gz": "w:gz", "tgz": "w:gz", "bz2": "w:bz2", "tbz2": "w:bz2",
                     "xz": "w:xz", "txz": "w:xz"}[name.rsplit(".", 1)[1]]
-            with tarfile.open(path, mode) as tar:
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode=mode) as tar:
                 data = f"from {name}\n".encode()
                 info = tarfile.TarInfo("data/hello.txt")
                 info.size, info.mode, info.mtime = len(data), 0o644, 1700000000
                 tar.addfile(info, io.BytesIO(data))
+            spec[name] = buf.getvalue()
         else:
-            path.write_text(f"{name}\n")
+            spec[name] = f"{name}\n"
+    make_context(ctx, spec)
     return text, url
 
 
@@ -209,7 +211,7 @@ def view(store: Store, image_id: str) -> dict:
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.name not in EXCLUDED], ids=lambda c: c.name)
 def test_golden_same_as_docker_classic(case, docker, session_store, tmp_path):
-    text, url = make_context(case, tmp_path / "ctx")
+    text, url = golden_context(case, tmp_path / "ctx")
     assert not url, f"{case.name} names a URL source: add it to EXCLUDED"
     buildfile = tmp_path / "Buildfile"
     buildfile.write_bytes(text.encode("utf-8"))
@@ -217,8 +219,7 @@ def test_golden_same_as_docker_classic(case, docker, session_store, tmp_path):
     env = dict(os.environ, DOCKER_BUILDKIT="0")
     theirs_proc = docker.run("build", "--network", "none", "-f", str(buildfile), "-t", tag,
                              str(tmp_path / "ctx"), env=env, check=False)
-    ours_proc = pybuild("build", "-f", str(buildfile), "-t", tag, str(tmp_path / "ctx"),
-                        root=session_store, check=False)
+    ours_proc = build(session_store, tmp_path / "ctx", buildfile=buildfile, tag=tag, check=False).proc
     docker_said = (theirs_proc.stdout + theirs_proc.stderr)[-1500:]
     ours_said = (ours_proc.stdout + ours_proc.stderr)[-1500:]
     print(f"outcome {case.name}: docker={theirs_proc.returncode} pybuild={ours_proc.returncode}\n"

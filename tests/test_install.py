@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from conftest import REPO, conformance_dir
+from conftest import REPO, conformance_dir, writable_copy
 
 
 def test_pip_install_gives_a_working_pybuild(tmp_path, base_tar):
@@ -33,7 +33,7 @@ def test_pip_install_gives_a_working_pybuild(tmp_path, base_tar):
                            env=env, cwd=elsewhere, capture_output=True, text=True).stdout
     assert str(venv) in where, f"the test must exercise the installed package, not {where}"
     run("import", str(base_tar), "pbtest/busybox:base")
-    case = conformance_dir() / "p01-run-creates"
+    case = writable_copy(conformance_dir() / "p01-run-creates", tmp_path / "case")
     out = run("-f", str(case / "Buildfile"), "-t", "installed", str(case)).stdout
     assert "Successfully tagged installed:latest" in out
     assert "mkdir -p /app/bin" in run("history", "--no-trunc", "installed").stdout

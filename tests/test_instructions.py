@@ -3,32 +3,18 @@ and precedence, --build-arg, SHELL's effects and heredoc RUNs (issue 5, semantic
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
 from builder.oci.config import parse_config
-from builder.store.store import Store
-from conftest import pybuild
-from imagecheck import validate_image
+from buildfixtures import Built, build, make_context
 
 BASE = "FROM pbtest/busybox:base\n"
 
 
-def build(root: Path, tmp_path: Path, text: str, *extra: str, check: bool = True):
-    """Build ``text`` (a Buildfile) into ``root``; return (config JSON, history after the base)."""
-    ctx = tmp_path / "ctx"
-    ctx.mkdir(exist_ok=True)
-    (ctx / "Buildfile").write_text(text)
-    proc = pybuild("build", "-q", *extra, str(ctx), root=root, check=check)
-    if not check:
-        return proc
-    image_id = proc.stdout.strip().splitlines()[-1]
-    store = Store(root)
-    validate_image(store, image_id)
-    config = json.loads(store.image_config(image_id))
-    base = parse_config(store.image_config(store.resolve("pbtest/busybox:base")))
+def config_and_history(b: Built) -> tuple[dict, list[str]]:
+    """The image's config (JSON) and the created_by of each history entry after the base's."""
+    base = parse_config(b.store.image_config(b.store.resolve("pbtest/busybox:base")))
+    config = b.config()
     return config, [h["created_by"] for h in config["history"][len(base.history):]]
 
 
@@ -74,13 +60,15 @@ CONFIG_CASES = [
 
 @pytest.mark.parametrize("text, key, value, history", CONFIG_CASES)
 def test_config_and_history(text, key, value, history, session_store, tmp_path):
-    config, created_by = build(session_store, tmp_path, BASE + text)
+    ctx = make_context(tmp_path / "ctx", {"Buildfile": BASE + text})
+    config, created_by = config_and_history(build(session_store, ctx, "-q"))
     assert config["config"].get(key) == value
     assert created_by == history
 
 
 def test_maintainer_sets_author_of_image_and_later_entries(session_store, tmp_path):
-    config, created_by = build(session_store, tmp_path, BASE + "ENV A=1\nMAINTAINER Jo <jo@x>\nENV B=2\n")
+    ctx = make_context(tmp_path / "ctx", {"Buildfile": BASE + "ENV A=1\nMAINTAINER Jo <jo@x>\nENV B=2\n"})
+    config, created_by = config_and_history(build(session_store, ctx, "-q"))
     assert config["author"] == "Jo <jo@x>"
     assert created_by == [NOP + "ENV A=1", NOP + "MAINTAINER Jo <jo@x>", NOP + "ENV B=2"]
     authors = [h.get("author", "") for h in config["history"][-3:]]
@@ -123,7 +111,8 @@ ARG_CASES = [
 @pytest.mark.parametrize("text, args, history", ARG_CASES)
 def test_arg_scoping(text, args, history, session_store, tmp_path):
     extra = [f"--build-arg={a}" for a in args]
-    config, created_by = build(session_store, tmp_path, BASE + text, *extra)
+    ctx = make_context(tmp_path / "ctx", {"Buildfile": BASE + text})
+    config, created_by = config_and_history(build(session_store, ctx, "-q", *extra))
     assert created_by == history
     assert not any(e.startswith(("a=", "z=", "m=", "http_proxy=", "HTTP_PROXY=", "d="))
                    for e in config["config"]["Env"]), "ARG values never reach the config"
@@ -132,24 +121,25 @@ def test_arg_scoping(text, args, history, session_store, tmp_path):
 def test_global_args_only_in_from(session_store, tmp_path):
     text = ('ARG IMG=pbtest/busybox\nARG TAG=nope\nFROM $IMG:$TAG\n'
             'RUN test -z "$IMG"\nARG TAG\nRUN test "$TAG" = base\n')
-    config, created_by = build(session_store, tmp_path, text, "--build-arg", "TAG=base")
+    ctx = make_context(tmp_path / "ctx", {"Buildfile": text})
+    config, created_by = config_and_history(build(session_store, ctx, "-q", "--build-arg", "TAG=base"))
     assert created_by == ['/bin/sh -c test -z "$IMG"', NOP + "ARG TAG",
                           '|1 TAG=base /bin/sh -c test "$TAG" = base']
 
 
 def test_arg_value_is_in_the_cache_key(session_store, tmp_path):
     text = BASE + "ARG v=1\nRUN echo $v > /v\n"
-    one, _ = build(session_store, tmp_path, text)
-    two, _ = build(session_store, tmp_path, text, "--build-arg", "v=2")
-    again, _ = build(session_store, tmp_path, text)
+    ctx = make_context(tmp_path / "ctx", {"Buildfile": text})
+    one, _ = config_and_history(build(session_store, ctx, "-q"))
+    two, _ = config_and_history(build(session_store, ctx, "-q", "--build-arg", "v=2"))
+    again, _ = config_and_history(build(session_store, ctx, "-q"))
     assert one["rootfs"] != two["rootfs"]
     assert one == again
 
 
 def test_unused_build_arg_warns(session_store, tmp_path):
-    (tmp_path / "ctx").mkdir()
-    (tmp_path / "ctx" / "Buildfile").write_text(BASE + "ENV A=1\n")
-    proc = pybuild("build", "--build-arg", "nobody=1", str(tmp_path / "ctx"), root=session_store)
+    ctx = make_context(tmp_path / "ctx", {"Buildfile": BASE + "ENV A=1\n"})
+    proc = build(session_store, ctx, "--build-arg", "nobody=1").proc
     assert "nobody" in proc.stdout + proc.stderr
 
 
@@ -166,7 +156,8 @@ SHELL_CASES = [
 
 @pytest.mark.parametrize("text, history, cmd", SHELL_CASES)
 def test_shell(text, history, cmd, session_store, tmp_path):
-    config, created_by = build(session_store, tmp_path, BASE + text)
+    ctx = make_context(tmp_path / "ctx", {"Buildfile": BASE + text})
+    config, created_by = config_and_history(build(session_store, ctx, "-q"))
     assert created_by == history
     if cmd is not None:
         assert config["config"]["Cmd"] == cmd
@@ -189,7 +180,8 @@ HEREDOC_CASES = [
 
 @pytest.mark.parametrize("text, first", HEREDOC_CASES)
 def test_heredoc_run(text, first, session_store, tmp_path):
-    config, created_by = build(session_store, tmp_path, BASE + text)
+    ctx = make_context(tmp_path / "ctx", {"Buildfile": BASE + text})
+    config, created_by = config_and_history(build(session_store, ctx, "-q"))
     assert created_by[0] == first
 
 
@@ -201,6 +193,7 @@ ERROR_CASES = [
 
 @pytest.mark.parametrize("text, message", ERROR_CASES)
 def test_errors(text, message, session_store, tmp_path):
-    proc = build(session_store, tmp_path, BASE + text, check=False)
+    ctx = make_context(tmp_path / "ctx", {"Buildfile": BASE + text})
+    proc = build(session_store, ctx, "-q", check=False).proc
     assert proc.returncode != 0
     assert message in proc.stderr

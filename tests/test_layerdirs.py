@@ -18,6 +18,7 @@ import yaml
 
 from builder.layer import whiteout
 from builder.store.store import Store
+from buildfixtures import build, make_context
 from conftest import pybuild
 
 BUILDFILE = """\
@@ -34,9 +35,7 @@ def built(tmp_path_factory, base_tar) -> tuple[Path, list[str]]:
     work = tmp_path_factory.mktemp("layerdirs")
     root = work / "store"
     pybuild("import", str(base_tar), "pbtest/busybox:base", root=root)
-    (work / "ctx").mkdir()
-    (work / "Buildfile").write_text(BUILDFILE)
-    pybuild("build", "-f", str(work / "Buildfile"), "-t", "layerdirs/img", str(work / "ctx"), root=root)
+    build(root, make_context(work / "ctx"), buildfile=BUILDFILE, tag="layerdirs/img")
     return root, chains(root, "layerdirs/img")
 
 
@@ -207,13 +206,9 @@ def test_removing_a_whiteout_brings_the_file_back(built, tmp_path):
     history = json.loads(pybuild("history", "layerdirs/back:v1", "--format", "json", root=root).stdout)
     assert history[1]["created_by"] == "/bin/sh -c rm /usr/share/doc/pkg-b/README /etc/passwd"
     # a build FROM the re-imported image sees the file again, and README still deleted
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
-    (tmp_path / "Buildfile").write_text(
-        "FROM layerdirs/back:v1\nRUN cat /etc/passwd && test ! -e /usr/share/doc/pkg-b/README "
-        "&& ls -A /opt/data\n")
-    proc = pybuild("build", "-f", str(tmp_path / "Buildfile"), "-t", "layerdirs/from-back",
-                   str(ctx), root=root)
+    proc = build(root, make_context(tmp_path / "ctx"), tag="layerdirs/from-back",
+                 buildfile="FROM layerdirs/back:v1\nRUN cat /etc/passwd "
+                           "&& test ! -e /usr/share/doc/pkg-b/README && ls -A /opt/data\n").proc
     printed = [line for line in proc.stdout.splitlines() if line.startswith("[2/2] ")]
     assert printed == ["[2/2] root:x:0:0:root:/root:/bin/sh",
                        "[2/2] user:x:1000:1000:user:/home/user:/bin/sh", "[2/2] fresh"]

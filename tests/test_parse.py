@@ -66,7 +66,7 @@ def test_golden_folders_are_big_enough() -> None:
 
 
 def _conformance_files() -> list:
-    # conformance_dir() fails (never skips) when ../shared/conformance is missing
+    # conformance_dir() fails (never skips) when the cases are missing
     return [pytest.param(path, id=path.parent.name)
             for path in sorted(conformance_dir().glob("*/Buildfile"))]
 

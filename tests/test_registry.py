@@ -21,6 +21,7 @@ from builder.registry.auth import parse_www_authenticate
 from builder.registry.push import push
 from builder.registry.reference import parse_reference
 from builder.store.store import Store
+from buildfixtures import build, make_context
 from conftest import pybuild
 from dockerd import require_tool
 from registryd import Registry, free_port
@@ -125,7 +126,8 @@ def test_pull_errors_are_clear(registry, tmp_path):
         proc = pybuild("pull", ref, root=root, check=False)
         assert proc.returncode == 1 and needle in proc.stderr, (ref, proc.stderr)
         assert "Traceback" not in proc.stderr
-    assert "team/nothere:1" in pybuild("pull", f"{registry.host}/team/nothere:1", root=root, check=False).stderr
+    assert "team/nothere:1" in pybuild("pull", f"{registry.host}/team/nothere:1", root=root,
+                                       check=False).stderr
 
 
 # -- htpasswd (Basic) auth ---------------------------------------------------------------------
@@ -476,10 +478,8 @@ def test_pull_picks_the_host_platform_from_a_skopeo_pushed_index(registry, store
 
     # and as a FROM on a machine that has nothing: pulled (our architecture), then built
     machine_c = tmp_path / "c"
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
-    (ctx / "Buildfile").write_text(f"FROM {dest}\nRUN uname -m > /arch\n")
-    pybuild("-t", "on-multi", str(ctx), root=machine_c, env={"PYBUILD_PULL": "missing"})
+    ctx = make_context(tmp_path / "ctx", {"Buildfile": f"FROM {dest}\nRUN uname -m > /arch\n"})
+    build(machine_c, ctx, tag="on-multi", env={"PYBUILD_PULL": "missing"})
     assert image_of(machine_c, dest) == (image_id, diff_ids)
 
 

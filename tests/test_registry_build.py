@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from builder.store.store import Store
+from buildfixtures import build, make_context
 from conftest import pybuild
 from test_registry import image_of
 
@@ -13,30 +14,27 @@ BASE = "pbtest/busybox:base"
 PULL = {"PYBUILD_PULL": "missing"}       # conftest's pybuild() defaults to never
 
 
-def buildfile(tmp_path, text: str):
-    ctx = tmp_path / "ctx"
-    ctx.mkdir(exist_ok=True)
-    (ctx / "Buildfile").write_text(text)
-    (ctx / "f.txt").write_text("context file\n")
-    return ctx
+def spec(buildfile: str) -> dict[str, str]:
+    """A context: the Buildfile and the file its ADD takes."""
+    return {"Buildfile": buildfile, "f.txt": "context file\n"}
 
 
 def test_from_pulls_a_missing_base(registry, store_root, tmp_path):
     ref = f"{registry.host}/team/base:1.2"
     pybuild("push", BASE, ref, root=store_root)
     machine_b = tmp_path / "b"
-    ctx = buildfile(tmp_path, f"FROM {ref}\nRUN echo ok > /ok\n")
-    out = pybuild("-t", "app", str(ctx), root=machine_b, env=PULL).stdout
+    ctx = make_context(tmp_path / "ctx", spec(f"FROM {ref}\nRUN echo ok > /ok\n"))
+    out = build(machine_b, ctx, tag="app", env=PULL).proc.stdout
     assert f"pulling {ref}" in out
     assert image_of(machine_b, ref) == image_of(store_root, BASE)
     assert pybuild("run", "app", "cat", "/ok", root=machine_b).stdout == "ok\n"
     # the second build finds the base in the store: no pull
-    assert "pulling" not in pybuild("-t", "app", str(ctx), root=machine_b, env=PULL).stdout
+    assert "pulling" not in build(machine_b, ctx, tag="app", env=PULL).proc.stdout
 
 
 def test_pull_never_fails_without_touching_a_registry(store_root, tmp_path):
-    ctx = buildfile(tmp_path, "FROM debian:bookworm\nRUN true\n")
-    proc = pybuild("-t", "x", "--pull=never", str(ctx), root=store_root, check=False)
+    ctx = make_context(tmp_path / "ctx", spec("FROM debian:bookworm\nRUN true\n"))
+    proc = build(store_root, ctx, "--pull=never", tag="x", check=False).proc
     assert proc.returncode == 1
     assert "base image debian:bookworm is not in the store" in proc.stderr
 
@@ -44,15 +42,15 @@ def test_pull_never_fails_without_touching_a_registry(store_root, tmp_path):
 def test_cache_travels_between_two_machines(registry, store_root, tmp_path):
     text = ("FROM pbtest/busybox:base\nRUN echo ran-1 && echo one > /one\nADD f.txt /f.txt\n"
             "RUN echo ran-3 && cat /f.txt > /copy\nCMD [\"cat\", \"/copy\"]\n")
-    ctx = buildfile(tmp_path, text)
+    ctx = make_context(tmp_path / "ctx", spec(text))
     cache = f"{registry.host}/team/app:buildcache"
-    a = pybuild("-t", "app", "--cache-to", cache, str(ctx), root=store_root).stdout
+    a = build(store_root, ctx, "--cache-to", cache, tag="app").proc.stdout
     assert "] ran-1" in a and "] ran-3" in a      # RUN output lines are prefixed [N/M]
     base = tmp_path / "base.tar"                  # machine B has the same base, nothing else
     pybuild("save", BASE, "-o", str(base), root=store_root)
     machine_b = tmp_path / "b"
     pybuild("load", "-i", str(base), root=machine_b)
-    b = pybuild("-t", "app", "--cache-from", cache, str(ctx), root=machine_b).stdout
+    b = build(machine_b, ctx, "--cache-from", cache, tag="app").proc.stdout
     assert "] ran-" not in b, "no RUN step may run on machine B"
     assert b.count("---> Using cache") == 4
     assert Store(machine_b).resolve("app") == Store(store_root).resolve("app")

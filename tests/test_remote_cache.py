@@ -21,6 +21,7 @@ from builder.registry.inspect import inspect_remote
 from builder.registry.push import compressed_layer, push
 from builder.registry.remote_cache import CACHE_CONFIG_TYPE, RemoteCache, export_cache
 from builder.store.store import Store
+from buildfixtures import build, make_context
 from conftest import pybuild
 from registryd import free_port
 from test_registry import CountingSession
@@ -37,13 +38,8 @@ CMD ["cat", "/x"]
 STEPS = 6
 
 
-def make_ctx(tmp_path: Path) -> Path:
-    ctx = tmp_path / "ctx"
-    (ctx / "app").mkdir(parents=True)
-    (ctx / "app" / "a").write_text("a\n")
-    (ctx / "app" / "b").write_text("b\n" * 1000)
-    (ctx / "Buildfile").write_text(BUILDFILE)
-    return ctx
+#: The context of every build here.
+CONTEXT = {"app/a": "a\n", "app/b": "b\n" * 1000, "Buildfile": BUILDFILE}
 
 
 def markers(proc) -> list[str]:
@@ -68,8 +64,8 @@ def cache_keys(root: Path) -> list[str]:
 
 def build_a_and_export(machines, tmp_path, registry, ref):
     a, _ = machines
-    ctx = make_ctx(tmp_path)
-    first = pybuild("-t", "app", str(ctx), root=a)
+    ctx = make_context(tmp_path / "ctx", CONTEXT)
+    first = build(a, ctx, tag="app").proc
     assert markers(first) == ["marker-run-1", "marker-run-2", "marker-run-3"], first.stdout
     keys = cache_keys(a)
     assert len(keys) == STEPS
@@ -114,7 +110,7 @@ def test_cache_to_then_cache_from_on_a_second_machine(machines, tmp_path, regist
     assert not set(blob_gets) & {compressed_layer(Store(a), d).digest
                                  for d in all_diff_ids[:len(base_chains)]}  # base never fetched
 
-    proc = pybuild("-t", "app", str(ctx), root=b)
+    proc = build(b, ctx, tag="app").proc
     assert markers(proc) == [], proc.stdout              # no RUN step ran
     assert proc.stdout.count("---> Using cache") == STEPS, proc.stdout
     assert store_b.resolve("app") == image_a
@@ -145,7 +141,7 @@ def test_corrupted_cache_blob_is_refused_and_the_build_runs(machines, tmp_path, 
     assert list((b / "tmp").iterdir()) == []
     assert not any(results.values())
 
-    proc = pybuild("-t", "app", str(ctx), root=b)
+    proc = build(b, ctx, tag="app").proc
     assert markers(proc) == ["marker-run-1", "marker-run-2", "marker-run-3"], proc.stdout
 
 

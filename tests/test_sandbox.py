@@ -15,17 +15,11 @@ from pathlib import Path
 import pytest
 
 from builder.store.store import Store
-from conftest import REPO, pybuild
+from buildfixtures import build, make_context
+from conftest import REPO
 from imagecheck import history_lines, layer_lines, mounts_under, validate_image
 
 MARKER = "987.25"             # a sleep length no other process on the machine uses
-
-
-def build(tmp_path: Path, store_root: Path, buildfile: str, *, tag: str = "t", check: bool = True):
-    ctx = tmp_path / "ctx"
-    ctx.mkdir(exist_ok=True)
-    (ctx / "Buildfile").write_text(buildfile)
-    return pybuild("-t", tag, str(ctx), root=store_root, check=check)
 
 
 def run_output(proc) -> list[str]:
@@ -34,11 +28,12 @@ def run_output(proc) -> list[str]:
 
 
 def test_what_a_run_sees(tmp_path, store_root):
-    proc = build(tmp_path, store_root, "FROM pbtest/busybox:base\n"
-                 "RUN echo pid=$$; echo dev=$(ls /dev | tr '\\n' ' '); "
-                 "echo resolv=$(md5sum < /etc/resolv.conf); echo hosts=$(md5sum < /etc/hosts); "
-                 "echo hostname=$(hostname); touch /sys/x 2>/dev/null || echo sys=ro; "
-                 "test -r /proc/self/status && echo proc=yes; echo path=$PATH home=$HOME\n")
+    ctx = make_context(tmp_path / "ctx", {"Buildfile": "FROM pbtest/busybox:base\n"
+                       "RUN echo pid=$$; echo dev=$(ls /dev | tr '\\n' ' '); "
+                       "echo resolv=$(md5sum < /etc/resolv.conf); echo hosts=$(md5sum < /etc/hosts); "
+                       "echo hostname=$(hostname); touch /sys/x 2>/dev/null || echo sys=ro; "
+                       "test -r /proc/self/status && echo proc=yes; echo path=$PATH home=$HOME\n"})
+    proc = build(store_root, ctx, tag="t").proc
     out = dict(line.split("=", 1) for line in run_output(proc))
     assert out["pid"] == "1", "the command is PID 1 of its own pid namespace"
     assert set(out["dev"].split()) >= {"null", "zero", "full", "random", "urandom", "tty", "pts", "shm"}
@@ -55,9 +50,10 @@ def test_what_a_run_sees(tmp_path, store_root):
 
 def test_runtime_files_never_reach_the_layer(tmp_path, store_root):
     host_resolv = Path("/etc/resolv.conf").read_bytes()
-    build(tmp_path, store_root, "FROM pbtest/busybox:base\n"
-          "RUN echo nameserver 192.0.2.1 > /etc/resolv.conf; echo 127.0.0.9 x >> /etc/hosts; "
-          "mkdir /dev/extra; touch /proc/x 2>/dev/null; echo kept > /etc/kept\n")
+    ctx = make_context(tmp_path / "ctx", {"Buildfile": "FROM pbtest/busybox:base\n"
+                       "RUN echo nameserver 192.0.2.1 > /etc/resolv.conf; echo 127.0.0.9 x >> /etc/hosts; "
+                       "mkdir /dev/extra; touch /proc/x 2>/dev/null; echo kept > /etc/kept\n"})
+    build(store_root, ctx, tag="t")
     store = Store(store_root)
     image_id = store.resolve("t")
     validate_image(store, image_id)
@@ -72,8 +68,9 @@ def md5(data: bytes) -> str:
 
 
 def test_failed_run_stops_the_build_and_leaves_nothing(tmp_path, store_root):
-    proc = build(tmp_path, store_root, "FROM pbtest/busybox:base\nRUN echo partial > /p && exit 3\nCMD [\"x\"]\n",
-                 check=False)
+    buildfile = "FROM pbtest/busybox:base\nRUN echo partial > /p && exit 3\nCMD [\"x\"]\n"
+    ctx = make_context(tmp_path / "ctx", {"Buildfile": buildfile})
+    proc = build(store_root, ctx, tag="t", check=False).proc
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == \
         "pybuild: error: step 2/3: RUN echo partial > /p && exit 3: exit code 3"
@@ -105,7 +102,8 @@ def test_killed_build_leaves_nothing_running_and_the_next_build_works(tmp_path, 
         time.sleep(0.1)
     assert sleepers() == [], "PR_SET_PDEATHSIG must take the sandbox down with pybuild"
     assert mounts_under(store_root, tmp_path) == []
-    build(tmp_path, store_root, "FROM pbtest/busybox:base\nRUN echo ok > /ok\n", tag="after")
+    ctx = make_context(tmp_path / "ctx", {"Buildfile": "FROM pbtest/busybox:base\nRUN echo ok > /ok\n"})
+    build(store_root, ctx, tag="after")
     store = Store(store_root)                    # the new Store swept the dead build's staging
     assert sorted(os.listdir(store_root / "tmp")) == []
     validate_image(store, store.resolve("after"))
@@ -114,9 +112,8 @@ def test_killed_build_leaves_nothing_running_and_the_next_build_works(tmp_path, 
 
 
 def start_sleeping_build(tmp_path: Path, store_root: Path) -> subprocess.Popen:
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
-    (ctx / "Buildfile").write_text(f"FROM pbtest/busybox:base\nRUN echo started; sleep {MARKER}\n")
+    ctx = make_context(tmp_path / "ctx",
+                       {"Buildfile": f"FROM pbtest/busybox:base\nRUN echo started; sleep {MARKER}\n"})
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen([sys.executable, "-m", "builder", "--root", str(store_root), "-t", "t", str(ctx)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,

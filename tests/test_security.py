@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from builder.buildfile.parse import parse_buildfile
 from builder.errors import BuildfileError, LayerError
 from builder.layer.unpack import extract_archive, unpack_layer
-from conftest import pybuild
+from buildfixtures import build, make_context
 from layerfixtures import make_tar, member, needs_root
 
 REG, DIR, SYM, LNK = tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE
@@ -257,13 +257,11 @@ BUILD_ROWS = [
 @needs_root
 @pytest.mark.parametrize("make, body, needle", BUILD_ROWS)
 def test_hostile_context(store_root, tmp_path, make, body, needle):
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
+    ctx = make_context(tmp_path / "ctx", {"Buildfile": FROM + body})
     (tmp_path / "outside").write_text("secret\n")
     make(ctx)
-    (ctx / "Buildfile").write_text(FROM + body)
     before = snapshot(tmp_path, skip="store")
-    proc = pybuild("build", "-t", "hostile", str(ctx), root=store_root, check=False)
+    proc = build(store_root, ctx, tag="hostile", check=False).proc
     assert proc.returncode == 1, proc.stdout + proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("pybuild: error: ") and needle in last, proc.stderr
@@ -276,16 +274,14 @@ def test_hostile_context(store_root, tmp_path, make, body, needle):
 def test_run_cannot_see_or_reach_the_store(store_root, tmp_path):
     """From inside the chroot the store's path does not exist, and no /proc/<pid>/root leads
     to it: the pid namespace shows only the RUN's own processes, whose root is the merged dir."""
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
     store = str(store_root.resolve())
-    (ctx / "Buildfile").write_text(
+    ctx = make_context(tmp_path / "ctx", {"Buildfile": (
         FROM + f"RUN test -e {store} && echo SEEN-store; "
         f"for p in /proc/[0-9]*; do test -e $p/root{store} && echo SEEN-$p; "
         f"test -e $p/root{store}/blobs && echo SEEN-$p-blobs; done; "
         f"test -e /proc/1/root/../../..{store} && echo SEEN-up; "
-        f"ls /proc | grep -c '^[0-9]' | sed s/^/PIDS=/; echo done\n")
-    proc = pybuild("build", "--no-cache", "-t", "peek", str(ctx), root=store_root)
+        f"ls /proc | grep -c '^[0-9]' | sed s/^/PIDS=/; echo done\n")})
+    proc = build(store_root, ctx, "--no-cache", tag="peek").proc
     said = [line.split("] ", 1)[1] for line in proc.stdout.splitlines() if line.startswith("[")]
     assert [line for line in said if line.startswith("SEEN")] == [], proc.stdout
     assert "done" in said

@@ -16,18 +16,10 @@ from builder.build.log import BuildLog
 from builder.errors import ImageNotFound
 from builder.oci.config import parse_config
 from builder.store.store import Store
-from conftest import pybuild
+from buildfixtures import build, make_context
 from imagecheck import validate_image
 
 BASE = "pbtest/busybox:base"
-
-
-def build(root: Path, tmp_path: Path, text: str, *extra: str, check: bool = True):
-    ctx = tmp_path / "ctx"
-    ctx.mkdir(exist_ok=True)
-    (ctx / "Buildfile").write_text(text)
-    proc = pybuild("build", *extra, str(ctx), root=root, check=check)
-    return proc
 
 
 def image_config(root: Path, ref: str) -> dict:
@@ -46,7 +38,7 @@ RUN test "$(cat /artifact)" = built && test "$IN_BUILDER" = 1
 
 
 def test_from_an_earlier_stage_continues_it(session_store, tmp_path):
-    build(session_store, tmp_path, TWO_STAGES, "-t", "st/two")
+    build(session_store, make_context(tmp_path / "ctx", {"Buildfile": TWO_STAGES}), tag="st/two")
     cfg = image_config(session_store, "st/two")
     created_by = [h["created_by"] for h in cfg["history"][-3:]]
     assert created_by == ["/bin/sh -c echo built > /artifact", "/bin/sh -c #(nop)  ENV IN_BUILDER=1",
@@ -69,7 +61,8 @@ RUN exit 4
     pytest.param((), False, id="default-target-is-last-stage"),
 ])
 def test_target(extra, ok, session_store, tmp_path):
-    proc = build(session_store, tmp_path, SKIPPING, "-t", "st/target", *extra, check=False)
+    proc = build(session_store, make_context(tmp_path / "ctx", {"Buildfile": SKIPPING}),
+                 *extra, tag="st/target", check=False).proc
     assert (proc.returncode == 0) is ok, proc.stderr
     if ok:
         assert "skipping stage 0 (broken)" in proc.stdout
@@ -79,12 +72,13 @@ def test_target(extra, ok, session_store, tmp_path):
 
 def test_unneeded_stage_before_the_last_is_skipped(session_store, tmp_path):
     text = f"FROM {BASE} AS unused\nRUN exit 5\nFROM {BASE}\nENV DONE=1\n"
-    proc = build(session_store, tmp_path, text)
+    proc = build(session_store, make_context(tmp_path / "ctx", {"Buildfile": text})).proc
     assert "skipping stage 0 (unused)" in proc.stdout
 
 
 def test_unknown_target(session_store, tmp_path):
-    proc = build(session_store, tmp_path, SKIPPING, "--target", "nope", check=False)
+    proc = build(session_store, make_context(tmp_path / "ctx", {"Buildfile": SKIPPING}),
+                 "--target", "nope", check=False).proc
     assert proc.returncode == 2
     assert "failed to reach build target nope" in proc.stderr
 
@@ -119,7 +113,7 @@ def test_stage_needed_by_copy_from_is_built(session_store, tmp_path):
 def test_args_are_per_stage(session_store, tmp_path):
     text = (f"ARG G=global\nFROM {BASE} AS one\nARG S=stage\nRUN test $S = stage\n"
             f"FROM one\nRUN test -z \"$S$G\"\nARG G\nRUN test $G = global\n")
-    build(session_store, tmp_path, text, "-t", "st/args")
+    build(session_store, make_context(tmp_path / "ctx", {"Buildfile": text}), tag="st/args")
     cfg = image_config(session_store, "st/args")
     assert [h["created_by"] for h in cfg["history"][-3:]] == [
         '/bin/sh -c test -z "$S$G"', "/bin/sh -c #(nop)  ARG G", "|1 G=global /bin/sh -c test $G = global"]
@@ -128,12 +122,11 @@ def test_args_are_per_stage(session_store, tmp_path):
 def test_onbuild_triggers_run_after_from_and_are_cleared(session_store, tmp_path):
     parent = (f"FROM {BASE}\nONBUILD RUN echo triggered > /t\nONBUILD ENV FROM_TRIGGER=yes\n"
               "ENV PARENT=1\n")
-    (tmp_path / "p").mkdir()
-    build(session_store, tmp_path / "p", parent, "-t", "st/onbuild-parent")
+    build(session_store, make_context(tmp_path / "p" / "ctx", {"Buildfile": parent}), tag="st/onbuild-parent")
     pcfg = image_config(session_store, "st/onbuild-parent")
     assert pcfg["config"]["OnBuild"] == ["RUN echo triggered > /t", "ENV FROM_TRIGGER=yes"]
     child = "FROM st/onbuild-parent\nRUN test \"$(cat /t)\" = triggered && test $FROM_TRIGGER = yes\n"
-    build(session_store, tmp_path, child, "-t", "st/onbuild-child")
+    build(session_store, make_context(tmp_path / "ctx", {"Buildfile": child}), tag="st/onbuild-child")
     cfg = image_config(session_store, "st/onbuild-child")
     assert cfg["config"].get("OnBuild") is None
     assert "FROM_TRIGGER=yes" in cfg["config"]["Env"]
@@ -142,4 +135,5 @@ def test_onbuild_triggers_run_after_from_and_are_cleared(session_store, tmp_path
         "/bin/sh -c echo triggered > /t", "/bin/sh -c #(nop)  ENV FROM_TRIGGER=yes",
         '/bin/sh -c test "$(cat /t)" = triggered && test $FROM_TRIGGER = yes']
     # a grandchild does not run them again
-    build(session_store, tmp_path, "FROM st/onbuild-child\nRUN test ! -e /t || rm /t\n", "-t", "st/onbuild-gc")
+    grandchild = "FROM st/onbuild-child\nRUN test ! -e /t || rm /t\n"
+    build(session_store, make_context(tmp_path / "ctx", {"Buildfile": grandchild}), tag="st/onbuild-gc")

@@ -305,29 +305,6 @@ def test_open_maybe_compressed(tmp_path: Path, content: bytes, lines) -> None:
         assert tar_lines(stream) == lines
 
 
-CLEAN = [
-    pytest.param("a/b", "a/b", id="plain"),
-    pytest.param("/a//b/", "a/b", id="leading-slash-stripped"),
-    pytest.param("./a/./b", "a/b", id="dot-components"),
-    pytest.param("a/../b", "b", id="inner-dotdot"),
-    pytest.param("./", ".", id="root"),
-    pytest.param("", ".", id="empty-is-root"),
-    pytest.param("..", None, id="dotdot-escapes"),
-    pytest.param("a/../../b", None, id="inner-dotdot-escapes"),
-    pytest.param("/../etc", None, id="absolute-dotdot-escapes"),
-]
-
-
-@pytest.mark.parametrize(("name", "expected"), CLEAN)
-def test_clean(name: str, expected: str | None) -> None:
-    from builder.layer.root import clean
-    if expected is None:
-        with pytest.raises(LayerError, match="escapes"):
-            clean(name)
-    else:
-        assert clean(name) == expected
-
-
 def test_tree_lines_lists_hardlinks_as_files(tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"hello")
     os.link(tmp_path / "f", tmp_path / "g")

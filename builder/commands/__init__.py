@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-#: Command modules, in the order their commands appear in --help.
+#: Command modules, in the order they register their commands.
 MODULES = ("build", "syntax", "archive", "images", "containers", "layerdirs", "analysis", "storage", "registry")
 
 #: Which module registers each command, so that running one imports only its module
@@ -23,6 +23,17 @@ COMMANDS = {
     "df": "storage", "prune": "storage", "check": "storage",
     "pull": "registry", "push": "registry", "login": "registry",
 }
+
+#: The families `pybuild --help` lists the commands in, in order (as docker's help groups its
+#: commands); every command of COMMANDS is in exactly one (tests/test_cli.py checks).
+FAMILIES = (
+    ("Build", ("build", "parse", "check-syntax")),
+    ("Images", ("images", "history", "inspect", "tag", "rmi", "import", "load", "save")),
+    ("Layers and analysis", ("layers", "find", "diff", "export-layers", "import-layers", "mount", "umount")),
+    ("Containers", ("run", "commit", "ps", "rm")),
+    ("Registry", ("pull", "push", "login")),
+    ("Store", ("df", "prune", "check")),
+)
 
 
 def store_of(args: argparse.Namespace):

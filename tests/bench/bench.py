@@ -38,7 +38,7 @@ from builders import (REPO, BuildFailed, Buildah, Builder, BuildKit, ProcessRunn
 from cases import CASES, RSS_CASE  # noqa: E402
 from report import Row, RssResult, markdown_report, text_report  # noqa: E402
 
-MAKE_BASE = REPO.parent / "shared" / "conformance" / "make-base.sh"
+MAKE_BASE = REPO / "tests" / "conformance" / "make-base.sh"
 TOOLS = ("pybuild", "buildkit", "buildah")
 
 
