@@ -4,31 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from builder.buildfile.expand import ExpandError, expand, expand_words, split_words
+from builder.buildfile.expand import ExpandError, expand, expand_words
 
 ENV = {"A": "x", "EMPTY": "", "P": "80 443", "HOME": "/root", "N1": "one"}
-
-
-@pytest.mark.parametrize("text, words", [
-    pytest.param("a b  c", ["a", "b", "c"], id="plain"),
-    pytest.param("", [], id="empty"),
-    pytest.param("  lead trail  ", ["lead", "trail"], id="surrounding-space"),
-    pytest.param('org.example.team="build" version="1"', ['org.example.team="build"', 'version="1"'],
-                 id="label-pairs-keep-quotes"),
-    pytest.param("'a b' \"c d\"", ["'a b'", '"c d"'], id="quotes-keep-space"),
-    pytest.param(r"a\ b c", [r"a\ b", "c"], id="escaped-space"),
-    # Inside double quotes an escaped quote does not end the string.
-    pytest.param(r'"a\" b" c', [r'"a\" b"', "c"], id="escaped-dquote"),
-    # Inside single quotes the backslash is literal, so the quote ends the string.
-    pytest.param(r"'a\' b", [r"'a\'", "b"], id="single-quote-no-escape"),
-    pytest.param("x\ty", ["x", "y"], id="tab"),
-])
-def test_split_words(text: str, words: list[str]) -> None:
-    assert split_words(text) == words
-
-
-def test_split_words_backtick_escape() -> None:
-    assert split_words("a` b c\\d", escape="`") == ["a` b", "c\\d"]
 
 
 @pytest.mark.parametrize("word, expected", [

@@ -1,4 +1,4 @@
-"""Docker-style word processing for the planner: split words, remove quotes, expand ``$VAR``.
+"""Docker-style word processing for the planner: remove quotes, expand ``$VAR``.
 
 Pure functions over strings (no positions): the caller wraps an ExpandError into a
 BuildfileError carrying the instruction's position.  Rules [docker: moby/buildkit
@@ -17,40 +17,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from builder.errors import ExpandError
-
-
-def split_words(text: str, *, escape: str = "\\") -> list[str]:
-    """Split on unquoted, unescaped whitespace; quotes and escapes are KEPT in the words."""
-    words: list[str] = []
-    current: list[str] = []
-    quote = ""
-    index = 0
-    while index < len(text):
-        ch = text[index]
-        if quote:
-            current.append(ch)
-            if ch == escape and quote == '"' and index + 1 < len(text):
-                current.append(text[index + 1])
-                index += 1
-            elif ch == quote:
-                quote = ""
-        elif ch.isspace():
-            if current:
-                words.append("".join(current))
-                current = []
-        else:
-            current.append(ch)
-            if ch == escape and index + 1 < len(text):
-                current.append(text[index + 1])
-                index += 1
-            elif ch in "'\"":
-                quote = ch
-        index += 1
-    if quote:
-        raise ExpandError(f"unexpected end of statement while looking for matching {quote}")
-    if current:
-        words.append("".join(current))
-    return words
 
 
 def expand(word: str, env: Mapping[str, str], *, escape: str = "\\") -> str:
