@@ -122,7 +122,7 @@ def test_expand_errors(word: str, message: str) -> None:
     # An unquoted variable splits into several words (EXPOSE $PORTS); quoted it does not.
     pytest.param('$P 8080 "$P"', ["80", "443", "8080", "80 443"], id="var-splits"),
     pytest.param("$EMPTY a", ["a"], id="empty-var-no-word"),
-    # An empty quoted string makes no word (the classic builder kept "" as a word).
+    # An empty quoted string makes no word, in both builders (pybuild once kept it).
     pytest.param('"" a', ["a"], id="quoted-empty-is-no-word"),
     pytest.param(r"a\ b c", ["a b", "c"], id="escaped-space"),
     pytest.param("x${A}y z", ["xxy", "z"], id="var-inside-word"),
