@@ -61,8 +61,11 @@ ENV = {"A": "x", "EMPTY": "", "P": "80 443", "HOME": "/root", "N1": "one",
     pytest.param("${PATHS/:*/}", "/usr/local/bin", id="replace-longest"),
     pytest.param("${URL/http:/https:}", "https://example.com", id="replace-first"),
     pytest.param("${UNSET#x}", "", id="pattern-on-unset"),
-    # A quoted pattern character is literal text, like an escaped one.
+    # Quotes in a pattern are removed, but unlike the shell they do not make * or ? literal:
+    # only the backslash does.
     pytest.param("${FILE%'.gz'}", "app.tar", id="quoted-pattern"),
+    pytest.param("${FILE#'?'}", "pp.tar.gz", id="quoted-question-still-wild"),
+    pytest.param(r"${FILE#\?}", "app.tar.gz", id="escaped-question-literal"),
     # No anchors in BuildKit: # after the slash is an ordinary character.
     pytest.param("${A/#x/y}", "x", id="no-anchor"),
 ])
