@@ -1,161 +1,253 @@
-"""Docker-style word processing for the planner: split words, remove quotes, expand ``$VAR``.
+"""Word expansion for the instructions that take it: quotes, the escape character and
+``$VAR``, exactly as BuildKit's lexer does them.
 
-Pure functions over strings (no positions): the caller wraps an ExpandError into a
-BuildfileError carrying the instruction's position.  Rules [docker: moby/buildkit
-frontend/dockerfile/shell/lex.go]:
+Pure functions over strings (no positions): an ExpandError says ``failed to process "WORD":
+REASON`` like BuildKit, and the caller wraps it into a BuildfileError carrying the
+instruction's position.  Rules [docker: moby/buildkit frontend/dockerfile/shell/lex.go]:
 
-* ``'…'`` is literal (no escapes, no variables); ``"…"`` expands variables and the escape
-  character only escapes ``"``, ``$`` and itself; outside quotes the escape character makes
-  the next character literal.  Quotes are removed from the result.
-* ``$name`` / ``${name}``; ``${v:-w}`` ``${v-w}`` ``${v:+w}`` ``${v+w}`` ``${v:?m}`` ``${v?m}``;
-  ``w`` may itself contain quotes and variables.  Unset variables expand to ``""``.
-  ``$`` not followed by a name is a literal ``$``.
+* ``'…'`` is literal (it cannot hold ``'``); ``"…"`` expands variables, and the escape
+  character in it only escapes ``"``, ``$`` and itself (otherwise it stays); outside quotes
+  the escape character makes the next character literal (a trailing one is dropped).  Quotes
+  are removed from the result.
+* ``$name`` / ``${name}``.  A name is letters, digits and ``_``; a name starting with a digit
+  is all the digits that follow (``$123`` is one positional parameter); ``@ * # ? - $ ! 0``
+  are one-character special parameters.  Positional and special parameters are never set in
+  a Buildfile, so they expand to nothing (``${1:-x}`` is ``x``).  Unset variables expand to
+  nothing.  ``$`` followed by anything else is a literal ``$``.
+* ``${v-w}`` ``${v:-w}`` ``${v+w}`` ``${v:+w}`` ``${v?m}`` ``${v:?m}`` (the colon forms treat an
+  empty value as unset; ``?`` fails with "v: m", or "v: is not allowed to be unset/empty");
+  ``${v#p}`` ``${v##p}`` ``${v%p}`` ``${v%%p}`` ``${v/p/r}`` ``${v//p/r}`` with the patterns of
+  shellpattern.py.  The word after the operator is itself expanded (quotes, variables); for
+  the pattern operators its escapes are kept for the pattern to read.  ``${:…}``, ``${}``,
+  ``${{`` are "bad substitution"; any other operator (``${v=w}``, ``${v:#p}``, ``${#v}``) is an
+  "unsupported modifier"; a ``${`` that never closes is "missing '}'".
+* Word splitting (``expand_words``): unquoted white space separates words, also white space
+  that an unquoted variable produced; quoted text never splits, and empty words are dropped
+  (``"" a`` is one word).
+
+BuildKit's test tables (envVarTest, wordsTest, lex_test.go) are tests/test_expand_buildkit.py.
+One deliberate difference: ``${name`` cut off right after the name says "missing '}'" where
+BuildKit reports an "unsupported modifier" named by Go's end-of-input marker.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
+from builder.buildfile import shellpattern
 from builder.errors import ExpandError
+
+_SPECIAL_PARAMETERS = frozenset("@*#?-$!0")
+_OPERATORS = frozenset("+-?#%")
+# Go's unicode.IsSpace: the ASCII blanks, U+0085, U+00A0 and Unicode's White_Space.
+_SPACE = frozenset("\t\n\v\f\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000"
+                   + "".join(chr(c) for c in range(0x2000, 0x200B)))
 
 
 def expand(word: str, env: Mapping[str, str], *, escape: str = "\\") -> str:
     """One word with quotes removed, escapes processed and variables substituted."""
-    return "".join(_Lexer(word, env, escape, split=False).words())
+    return _Lexer(word, env, escape).run()[0]
 
 
 def expand_words(text: str, env: Mapping[str, str], *, escape: str = "\\") -> list[str]:
     """Like the shell: expand ``text`` and split it into words, where whitespace produced by
     an unquoted variable also separates words (``EXPOSE $PORTS`` with ``PORTS="80 443"``)."""
-    return _Lexer(text, env, escape, split=True).words()
+    return _Lexer(text, env, escape).run()[1]
+
+
+class _Words:
+    """Collects the words of ``expand_words``: white space ends a word that has text."""
+
+    def __init__(self) -> None:
+        self.words: list[str] = []
+        self.current = ""
+
+    def add_raw(self, text: str) -> None:
+        """Text that never splits (quoted or escaped)."""
+        self.current += text
+
+    def add_unquoted(self, text: str) -> None:
+        for char in text:
+            if char not in _SPACE:
+                self.current += char
+            elif self.current:
+                self.words.append(self.current)
+                self.current = ""
+
+    def done(self) -> list[str]:
+        if self.current:
+            self.words.append(self.current)
+        return self.words
 
 
 class _Lexer:
-    """One pass over ``text``; ``split`` turns unquoted whitespace into word boundaries."""
+    """One pass over ``text``.  ``raw_escapes`` (inside a pattern operator's word) keeps each
+    escape character in the result beside the character it escapes."""
 
-    def __init__(self, text: str, env: Mapping[str, str], escape: str, *, split: bool) -> None:
+    def __init__(self, text: str, env: Mapping[str, str], escape: str) -> None:
         self.text = text
         self.env = env
         self.escape = escape
-        self.split = split
         self.index = 0
+        self.raw_escapes = False
+
+    def run(self) -> tuple[str, list[str]]:
+        """(the expanded word, its words); errors name the text like BuildKit's."""
+        try:
+            return self._until("", raw_escapes=False)
+        except ExpandError as e:
+            raise ExpandError(f"failed to process {json.dumps(self.text, ensure_ascii=False)}: "
+                              f"{e}") from None
 
     def _peek(self) -> str:
-        return self.text[self.index] if self.index < len(self.text) else ""
+        """The next character, or "" at the end."""
+        return self.text[self.index:self.index + 1]
 
     def _next(self) -> str:
-        ch = self._peek()
-        self.index += 1
-        return ch
+        char = self._peek()
+        self.index += len(char)
+        return char
 
-    def words(self, stop: str = "") -> list[str]:
-        """Process up to ``stop`` (consumed) or the end; returns the word list."""
-        words: list[str] = []
-        current: list[str] = []
-        started = False          # a quoted "" still makes a word
-        while self.index < len(self.text):
-            ch = self._next()
-            if stop and ch == stop:
-                break
-            if ch == "'":
-                current.append(self._single_quoted())
-                started = True
-            elif ch == '"':
-                current.append(self._double_quoted())
-                started = True
-            elif ch == "$":
-                value = self._dollar()
-                if not self.split:
-                    current.append(value)
-                    continue
-                for piece in value:           # unquoted expansion splits like literal text
-                    if piece.isspace():
-                        if current or started:
-                            words.append("".join(current))
-                        current, started = [], False
+    def _until(self, stop: str, *, raw_escapes: bool) -> tuple[str, list[str]]:
+        """Process up to ``stop`` (consumed; "" means the end of the text)."""
+        outer, self.raw_escapes = self.raw_escapes, raw_escapes
+        try:
+            result: list[str] = []
+            words = _Words()
+            while char := self._peek():
+                if char == stop:
+                    self.index += 1
+                    return "".join(result), words.done()
+                if char == "$":
+                    value = self._dollar()
+                    words.add_unquoted(value)
+                elif char in ("'", '"'):
+                    value = self._single_quoted() if char == "'" else self._double_quoted()
+                    words.add_raw(value)
+                else:
+                    self.index += 1
+                    value = char
+                    if char == self.escape:
+                        value = self._next()
+                        if self.raw_escapes:
+                            value = char + value
+                        words.add_raw(value)
                     else:
-                        current.append(piece)
-                        started = True
-            elif ch == self.escape:
-                if self.index < len(self.text):
-                    current.append(self._next())
-                    started = True
-            elif self.split and ch.isspace():
-                if current or started:
-                    words.append("".join(current))
-                current, started = [], False
-            else:
-                current.append(ch)
-                started = True
-        else:
+                        words.add_unquoted(value)
+                result.append(value)
             if stop:
-                raise ExpandError(f"missing '{stop}'")
-        if current or started or not self.split:
-            words.append("".join(current))
-        return words
+                raise ExpandError(f"unexpected end of statement while looking for matching {stop}")
+            return "".join(result), words.done()
+        finally:
+            self.raw_escapes = outer
 
     def _single_quoted(self) -> str:
-        end = self.text.find("'", self.index)
+        end = self.text.find("'", self.index + 1)
         if end < 0:
             raise ExpandError("unexpected end of statement while looking for matching single-quote")
-        value, self.index = self.text[self.index:end], end + 1
+        value, self.index = self.text[self.index + 1:end], end + 1
         return value
 
     def _double_quoted(self) -> str:
+        self.index += 1
         out: list[str] = []
-        while True:
-            if self.index >= len(self.text):
-                raise ExpandError(
-                    "unexpected end of statement while looking for matching double-quote")
-            ch = self._next()
-            if ch == '"':
+        while char := self._peek():
+            if char == '"':
+                self.index += 1
                 return "".join(out)
-            if ch == "$":
+            if char == "$":
                 out.append(self._dollar())
-            elif ch == self.escape and self._peek() in ('"', "$", self.escape) and self._peek():
-                out.append(self._next())
-            else:
-                out.append(ch)
+                continue
+            self.index += 1
+            if char == self.escape:
+                if self.raw_escapes:
+                    out.append(char)
+                if self._peek() in ('"', "$", self.escape) and self._peek():
+                    char = self._next()
+                elif not self._peek():
+                    continue             # a trailing escape; the quote is unterminated
+            out.append(char)
+        raise ExpandError("unexpected end of statement while looking for matching double-quote")
 
     def _name(self) -> str:
         start = self.index
-        if self._peek().isdigit():
-            self.index += 1      # $1 is one positional parameter, like the shell
-            return self.text[start:self.index]
-        while self._peek() and (self._peek().isalnum() or self._peek() == "_"):
+        first = self._peek()
+        if first.isdecimal():
+            while self._peek().isdecimal():
+                self.index += 1
+        elif first and first in _SPECIAL_PARAMETERS:
             self.index += 1
+        else:
+            while (char := self._peek()) and (char.isalpha() or char.isdecimal() or char == "_"):
+                self.index += 1
         return self.text[start:self.index]
 
+    def _lookup(self, name: str) -> str | None:
+        """The variable's value, None when unset (the one place ``env`` is read)."""
+        return self.env.get(name)
+
     def _dollar(self) -> str:
-        """After a ``$``: the substituted value (or a literal ``$``)."""
+        """From a ``$``: the substituted value (or a literal ``$``)."""
+        self.index += 1
         if self._peek() != "{":
             name = self._name()
-            return self.env.get(name, "") if name else "$"
+            return (self._lookup(name) or "") if name else "$"
         self.index += 1
+        if not self._peek():
+            raise ExpandError("syntax error: missing '}'")
+        if self._peek() in "{}:":
+            raise ExpandError("syntax error: bad substitution")
         name = self._name()
-        if not name:
-            raise ExpandError("bad substitution")
-        ch = self._next()
-        if ch == "}":
-            return self.env.get(name, "")
-        if ch == "":
-            raise ExpandError("missing '}'")
-        colon = ch == ":"
+        operator = self._next()
+        if operator == "}":
+            return self._lookup(name) or ""
+        if operator == "/":
+            return self._replace(name)
+        if not operator:
+            raise ExpandError("syntax error: missing '}'")
+        colon = operator == ":"
         if colon:
-            ch = self._next()
-        if ch not in ("-", "+", "?"):
-            raise ExpandError(f"unsupported modifier '{':' if colon else ''}{ch}' in ${{{name}}}")
-        inner = _Lexer(self.text, self.env, self.escape, split=False)   # the modifier word
-        inner.index = self.index
-        word = "".join(inner.words(stop="}"))
-        self.index = inner.index
-        value = self.env.get(name)
-        present = value is not None and (value != "" or not colon)
-        if ch == "-":
-            return value if present else word       # type: ignore[return-value]
-        if ch == "+":
-            return word if present else ""
-        if present:
-            return value                             # type: ignore[return-value]
-        default = "is not allowed to be " + ("empty" if colon and value == "" else "unset")
-        raise ExpandError(f"{name}: {word or default}")
+            operator = self._next()
+            if operator in ("#", "%"):
+                raise ExpandError(f"unsupported modifier (:{operator}) in substitution")
+        elif operator not in _OPERATORS:
+            raise ExpandError(f"unsupported modifier ({operator}) in substitution")
+        word = self._word("}", raw_escapes=operator in ("#", "%"), missing="'}'")
+        value = self._lookup(name)
+        unset = value is None or (colon and value == "")
+        match operator:
+            case "-":
+                return word if unset else value or ""
+            case "+":
+                return "" if unset else word
+            case "?":
+                if unset:
+                    default = "is not allowed to be " + ("unset" if value is None else "empty")
+                    raise ExpandError(f"{name}: {word or default}")
+                return value or ""
+            case "#" | "%":
+                longest = word.startswith(operator)
+                pattern = word[1:] if longest else word
+                trim = shellpattern.remove_prefix if operator == "#" else shellpattern.remove_suffix
+                return trim(value or "", pattern, longest=longest)
+        raise ExpandError(f"unsupported modifier (:{operator}) in substitution")
+
+    def _replace(self, name: str) -> str:
+        """After ``${name/``: ``${v/p/r}`` or ``${v//p/r}``."""
+        every = self._peek() == "/"
+        if every:
+            self.index += 1
+        pattern = self._word("/", raw_escapes=True, missing="'/' in ${}")
+        replacement = self._word("}", raw_escapes=True, missing="'}'")
+        value = self._lookup(name) or ""
+        return shellpattern.replace(value, pattern, replacement, every=every)
+
+    def _word(self, stop: str, *, raw_escapes: bool, missing: str) -> str:
+        """An operator's word up to ``stop``; running off the end is "missing …"."""
+        try:
+            return self._until(stop, raw_escapes=raw_escapes)[0]
+        except ExpandError:
+            if self._peek():
+                raise
+            raise ExpandError(f"syntax error: missing {missing}") from None

@@ -6,6 +6,12 @@ continuations (joined with *no* separator; comment and blank lines inside a cont
 dropped).  Each logical line keeps a map back to physical positions so that any offset into
 its text can be reported as ``line:column`` with the physical line for a caret.
 
+``# syntax=`` picks BuildKit's frontend image.  pybuild has its own parser and fetches no
+frontend: Docker's own Dockerfile frontend (``docker/dockerfile`` or ``…-upstream``, with or
+without ``docker.io/``, a tag and a ``@sha256:`` digest) is accepted silently; any other image
+gets a warning that it is ignored.  ``# check=`` (BuildKit's build checks) is accepted and has
+no effect.
+
 Heredocs (BuildKit syntax, which pybuild adds): after a RUN/COPY/ADD line (also under ONBUILD)
 in shell form, every word ``[fd]<<[-]NAME`` opens a heredoc whose body is the following raw
 physical lines up to a line equal to NAME; bodies are consumed in order and are never comments
@@ -25,6 +31,10 @@ from builder.errors import BuildfileError
 MAX_LINE_BYTES = 65535
 _DIRECTIVE = re.compile(r"^[ \t]*#[ \t]*([a-zA-Z][a-zA-Z0-9]*)[ \t]*=[ \t]*(.+?)[ \t]*$")
 _KNOWN_DIRECTIVES = ("syntax", "escape", "check")
+# Docker's Dockerfile frontend images: what pybuild implements itself.  The frontend is the
+# directive value up to the first space, as BuildKit reads it.
+_DOCKERFILE_FRONTEND = re.compile(r"(?:docker\.io/)?docker/dockerfile(?:-upstream)?"
+                                  r"(?::\w[\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?", re.ASCII)
 _BLANK = " \t"
 
 
@@ -124,11 +134,11 @@ def _physical_lines(text: str, file: str) -> list[str]:
     return result
 
 
-def _read_directives(lines: list[str], file: str) -> dict[str, str]:
-    """Directives at the top of the file, up to the first line that is not a known one
-    (later directive-looking lines are plain comments).  Duplicates and a bad escape token
-    are errors."""
-    found: dict[str, str] = {}
+def _read_directives(lines: list[str], file: str) -> dict[str, tuple[str, int]]:
+    """Directives at the top of the file (key → value, line), up to the first line that is
+    not a known one (later directive-looking lines are plain comments).  Duplicates and a bad
+    escape token are errors."""
+    found: dict[str, tuple[str, int]] = {}
     for index, line in enumerate(lines):
         match = _DIRECTIVE.match(line)
         if not match or match.group(1).lower() not in _KNOWN_DIRECTIVES:
@@ -142,20 +152,31 @@ def _read_directives(lines: list[str], file: str) -> dict[str, str]:
             raise BuildfileError(f"invalid escape token '{value}' does not match ` or \\",
                                  file=file, line=index + 1, column=match.start(2) + 1,
                                  source_line=line, hint="use `# escape=\\` or `# escape=``")
-        found[key] = value
+        found[key] = (value, index + 1)
     return found
+
+
+def _syntax_warning(value: str, *, file: str, line: int) -> str | None:
+    """None for Docker's own Dockerfile frontend; else the warning that it is ignored."""
+    frontend = value.split(" ", 1)[0]
+    if _DOCKERFILE_FRONTEND.fullmatch(frontend):
+        return None
+    return (f"{file}:{line}: the syntax directive names the frontend {frontend}; pybuild "
+            f"ignores it and reads the file with its own Dockerfile parser")
 
 
 def split_lines(text: str, *, file: str) -> LineSplit:
     """Split a Buildfile into logical lines (see the module docstring)."""
     lines = _physical_lines(text, file)
-    directives = _read_directives(lines, file)
+    found = _read_directives(lines, file)
+    directives = {key: value for key, (value, _) in found.items()}
     escape = directives.get("escape", "\\")
     continues = _continuation(escape)
     warnings: list[str] = []
-    if "syntax" in directives:
-        warnings.append(f"{file}:1: the syntax directive is ignored "
-                        f"(pybuild has one built-in frontend): {directives['syntax']}")
+    if "syntax" in found:
+        value, number = found["syntax"]
+        if warning := _syntax_warning(value, file=file, line=number):
+            warnings.append(warning)
     logical: list[LogicalLine] = []
     index = 0
     while index < len(lines):
