@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] in ("-h", "--help"):
         print(_help(), end="")
         return 0
+    # start-up: imported only when needed
     from builder.commands import COMMANDS
     commands = set(COMMANDS)
     if argv[0] not in commands and argv[0] != "--version":
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         return 143
     except BrokenPipeError:
         return 1
-    except Exception as e:  # noqa: BLE001 - the one place that reports bugs
+    except Exception as e:
         import traceback
         traceback.print_exc()
         print(f"pybuild: internal error: {e!r} (this is a bug in pybuild)", file=sys.stderr)
@@ -83,6 +84,7 @@ def _parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict[str,
     never imported."""
     import importlib
 
+    # start-up: imported only when needed
     from builder.commands import MODULES
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--root", help=ROOT_HELP)
@@ -112,6 +114,7 @@ def _help() -> str:
     """`pybuild --help`: a short usage line, then the commands by family (as docker's help
     groups them), one line each with its help, then the global options.  Every command
     module is imported here, and only here; `pybuild COMMAND --help` is argparse's own."""
+    # start-up: imported only when needed
     from builder.commands import FAMILIES
     _, helps = _parser()
     options = [("--root DIR", ROOT_HELP), ("--version", "print pybuild's version and exit"),

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from builder.store.store import Store, normalize_tag
 from imagecheck import history_lines, layer_lines, rootfs_lines, validate_image
+
+from builder.store.store import Store, normalize_tag
 
 REPO = Path(__file__).resolve().parents[1]
 

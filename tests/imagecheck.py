@@ -9,11 +9,12 @@ import re
 import tempfile
 from pathlib import Path
 
-from builder.oci.digest import chain_ids, sha256_bytes, sha256_file
-from builder.oci.config import parse_config
 from listing import tar_lines, tree_lines
+
 from builder.layer import overlay, sandbox
 from builder.layer.overlay import OverlayMount
+from builder.oci.config import parse_config
+from builder.oci.digest import chain_ids, sha256_bytes, sha256_file
 from builder.store.store import Store
 
 
@@ -28,7 +29,7 @@ def validate_image(store: Store, image_id: str) -> None:
     manifest = json.loads(store.image_manifest(image_id))
     assert manifest["config"]["digest"] == image_id
     assert manifest["config"]["size"] == len(config)
-    assert [l["digest"] for l in manifest["layers"]] == list(cfg.diff_ids)
+    assert [d["digest"] for d in manifest["layers"]] == list(cfg.diff_ids)
     parent = None
     for diff, chain, desc in zip(cfg.diff_ids, chain_ids(cfg.diff_ids), manifest["layers"]):
         digest, size = sha256_file(store.blob_path(diff))

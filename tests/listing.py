@@ -18,9 +18,9 @@ import tarfile
 from pathlib import Path
 from typing import BinaryIO
 
-from builder.oci.digest import hex_of, sha256_stream
 from builder.errors import LayerError
 from builder.layer import whiteout
+from builder.oci.digest import hex_of, sha256_stream
 
 
 def _key(line: tuple[str, str]) -> bytes:

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import requests
-
 from dockerd import require_tool
 
 

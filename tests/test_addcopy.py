@@ -20,7 +20,6 @@ import threading
 from email.utils import formatdate
 
 import pytest
-
 from buildfixtures import Built, Dir, File, Hard, Link, build, make_context
 
 FROM = "FROM pbtest/busybox:base\n"
@@ -386,7 +385,7 @@ def http_files(tmp_path):
     files: dict[str, bytes] = {}
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             data = files.get(self.path.lstrip("/"))
             if data is None:
                 self.send_error(404)

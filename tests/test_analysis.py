@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from builder.oci.digest import chain_ids
-from builder.oci.config import parse_config
-from builder.inspect import changes, find, rootdiff
-from builder.store.store import Store
-from layerfixtures import make_layer_dir
 from buildfixtures import build, make_context
 from conftest import pybuild
 from imagecheck import rootfs_lines
+from layerfixtures import make_layer_dir
+
+from builder.inspect import changes, find, rootdiff
+from builder.oci.config import parse_config
+from builder.oci.digest import chain_ids
+from builder.store.store import Store
 
 BASE = "FROM pbtest/busybox:base\n"
 IMAGES = {

@@ -8,12 +8,12 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
-from builder.oci.config import parse_config
-from builder.store.store import Store
 from buildfixtures import build, make_context
 from conftest import pybuild
 from imagecheck import validate_image
+
+from builder.oci.config import parse_config
+from builder.store.store import Store
 
 BUILDFILE = """FROM pbtest/busybox:base
 RUN echo ran-1 && echo one > /one
@@ -68,7 +68,8 @@ def test_no_cache_runs_everything(tmp_path, store_root):
     # the mtime of a copied file is kept in the layer, so it is part of the key
     pytest.param(lambda ctx: os.utime(ctx / "app" / "b", (1, 1)), ["ran-3", "ran-6"], id="add-source-mtime"),
     pytest.param(lambda ctx: (ctx / "app" / "c").write_text("c\n"), ["ran-3", "ran-6"], id="add-source-new-file"),
-    pytest.param(lambda ctx: (ctx / "Buildfile").write_text(BUILDFILE.replace("ran-1 && echo one", "ran-1 && echo uno")),
+    pytest.param(lambda ctx: (ctx / "Buildfile").write_text(
+        BUILDFILE.replace("ran-1 && echo one", "ran-1 && echo uno")),
                  ["ran-1", "ran-3", "ran-6"], id="first-run-changed"),
     pytest.param(lambda ctx: (ctx / "Buildfile").write_text(BUILDFILE.replace('["cat", "/x"]', '["cat"]')),
                  [], id="only-cmd-changed"),

@@ -14,13 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from builder.oci.digest import EMPTY_LAYER_DIFF_ID, EMPTY_TAR
-from builder.errors import LayerError
+from layerfixtures import CAP_V2, kinds, needs_root, overlay
 from listing import tar_lines, tree_lines
+
+from builder.errors import LayerError
 from builder.layer.capture import Capture, capture
 from builder.layer.unpack import unpack_layer
-from layerfixtures import CAP_V2, kinds, needs_root, overlay
+from builder.oci.digest import EMPTY_LAYER_DIFF_ID, EMPTY_TAR
 
 pytestmark = needs_root
 

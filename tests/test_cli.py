@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from buildfixtures import build, make_context
+from conftest import REPO, pybuild
 
 from builder.commands import COMMANDS, MODULES
 from builder.store.store import Store
-from buildfixtures import build, make_context
-from conftest import REPO, pybuild
 
 HELP_GOLDEN = Path(__file__).resolve().parent / "golden" / "help" / "pybuild-help.txt"
 

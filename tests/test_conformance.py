@@ -10,11 +10,17 @@ import json
 from pathlib import Path
 
 import pytest
-
 from buildfixtures import Built, build, writable_copy
 from conftest import conformance_dir
-from imagecheck import (config_view, history_lines, layer_lines, mask_source_hash,
-                        mounts_under, rootfs_lines, validate_image)
+from imagecheck import (
+    config_view,
+    history_lines,
+    layer_lines,
+    mask_source_hash,
+    mounts_under,
+    rootfs_lines,
+    validate_image,
+)
 
 CASES = sorted(p.name for p in conformance_dir().iterdir() if (p / "Buildfile").is_file())
 

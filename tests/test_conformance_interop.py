@@ -9,11 +9,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from listing import tree_lines
-from builder.store.store import Store
 from conftest import conformance_dir, pybuild, require_tool
+from listing import tree_lines
 from test_conformance import CASES, build_case, expected
+
+from builder.store.store import Store
 
 OK_CASES = [c for c in CASES if (conformance_dir() / c / "expected" / "build.txt").read_text().strip() == "ok"]
 

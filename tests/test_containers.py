@@ -6,11 +6,11 @@ from __future__ import annotations
 import os
 
 import pytest
-
-from builder.store.store import Store
 from buildfixtures import build, make_context
 from conftest import pybuild
 from imagecheck import layer_lines, mounts_under, validate_image
+
+from builder.store.store import Store
 
 
 def test_run_uses_the_image_and_returns_the_exit_code(store_root):

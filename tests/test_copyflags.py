@@ -12,10 +12,8 @@ import hashlib
 import re
 
 import pytest
-
 from buildfixtures import File, Link, build, make_context
-from test_addcopy import (ARCHIVE, ARCHIVE_LINES, FROM, HEX, TAG, assert_ok, assert_refused, d, f,
-                          http_files)
+from test_addcopy import ARCHIVE, ARCHIVE_LINES, FROM, HEX, TAG, assert_ok, assert_refused, d, f, http_files
 
 __all__ = ["http_files"]      # the fixture, imported so this module can use it
 

@@ -21,13 +21,13 @@ import time
 from pathlib import Path
 
 import pytest
-
-from builder.oci.digest import hex_of
-from builder.oci.config import parse_config
-from builder.store.store import Store
 from buildfixtures import build, make_context
 from conftest import REPO, pybuild
 from imagecheck import mounts_under, validate_image
+
+from builder.oci.config import parse_config
+from builder.oci.digest import hex_of
+from builder.store.store import Store
 
 #: Sleep lengths no other process uses: a process with one in its argv is one of our RUNs.
 MARKERS = ("0.3141", "0.3142", "0.3143")

@@ -15,15 +15,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from builder.errors import SandboxError
-from builder.oci.config import parse_config
-from builder.layer import overlay, sandbox
-from builder.layer.overlay import MAX_LOWERS, OverlayMount
-from builder.store.store import Store
 from buildfixtures import build, make_context
 from conftest import pybuild
 from imagecheck import mounts_under, validate_image
+
+from builder.errors import SandboxError
+from builder.layer import overlay, sandbox
+from builder.layer.overlay import MAX_LOWERS, OverlayMount
+from builder.oci.config import parse_config
+from builder.store.store import Store
 
 STEPS = 300
 

@@ -8,9 +8,18 @@ import tarfile
 
 import pytest
 
-from builder.oci.digest import (EMPTY_LAYER_DIFF_ID, EMPTY_TAR, HashingReader, HashingWriter,
-                            chain_id, chain_ids, hex_of, is_digest, sha256_bytes)
 from builder.layer.tar_writer import LayerTarWriter, new_tarinfo
+from builder.oci.digest import (
+    EMPTY_LAYER_DIFF_ID,
+    EMPTY_TAR,
+    HashingReader,
+    HashingWriter,
+    chain_id,
+    chain_ids,
+    hex_of,
+    is_digest,
+    sha256_bytes,
+)
 
 D0 = "sha256:c6f988f4874bb0add23a778f753c65efe992244e148a1d2ec2a8b664fb66bbd1"
 D1 = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"

@@ -14,8 +14,17 @@ from builder.build.dispatch.config import parse_go_duration, valid_signal
 from builder.build.dispatch.stage import dispatch_meta_arg
 from builder.build.plan import plan
 from builder.build.state import Scope, State, StepRef
-from builder.build.steps import (ConfigStep, CopyFlags, CopySource, CopyStep, FromStep, RunStep, Script,
-                                 WorkdirStep, canonical)
+from builder.build.steps import (
+    ConfigStep,
+    CopyFlags,
+    CopySource,
+    CopyStep,
+    FromStep,
+    RunStep,
+    Script,
+    WorkdirStep,
+    canonical,
+)
 from builder.buildfile.heredoc import SCRIPT_DIR, expand_body, run_argv, source_name
 from builder.buildfile.instructions import Heredoc
 from builder.buildfile.parse import parse_buildfile
@@ -28,7 +37,10 @@ BASE = State(config=replace(empty_config(), config=RunConfig(env=("PATH=/bin", "
              args=(("V", "1"),), proxy_args=(("http_proxy", "http://p"),))
 
 
-def describe(line: str, state: State = BASE, scope: Scope = Scope()):
+NO_SCOPE = Scope()
+
+
+def describe(line: str, state: State = BASE, scope: Scope = NO_SCOPE):
     inst = parse_buildfile(f"FROM scratch\n{line}\n", file="Buildfile").instructions[1]
     return dispatch(inst, state, scope, StepRef(2, 2, inst.original))
 

@@ -10,13 +10,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from builder.export.docker_archive import load
-from builder.store.store import Store
 from buildfixtures import Dir, build, make_context, writable_copy
 from conftest import REPO, pybuild
 from dockerd import DockerDaemon
 from imagecheck import config_view, history_lines, layer_lines, mask_source_hash, rootfs_lines
+
+from builder.export.docker_archive import load
+from builder.store.store import Store
 
 CASES = {
     # the example, with its own context and its own base (examples/webapp/make-base.sh)

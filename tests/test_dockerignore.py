@@ -4,11 +4,11 @@ end-to-end builds where ignored files are absent for ADD/COPY."""
 from __future__ import annotations
 
 import pytest
+from buildfixtures import build, make_context
+from test_addcopy import FROM, TAG, assert_ok, assert_refused, d, f
 
 from builder.context.dockerignore import PatternMatcher, go_clean, load, read_patterns
 from builder.errors import ContextError
-from buildfixtures import build, make_context
-from test_addcopy import FROM, TAG, assert_ok, assert_refused, d, f
 
 
 @pytest.mark.parametrize("text, want", [

@@ -8,9 +8,10 @@ import os
 import re
 from pathlib import Path
 
-from builder.oci.digest import chain_id
 from buildfixtures import build
 from conftest import pybuild
+
+from builder.oci.digest import chain_id
 
 GOLDEN = Path(__file__).parent / "golden" / "explain"
 

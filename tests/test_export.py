@@ -9,18 +9,28 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from exportfixtures import (
+    HELLO,
+    add_bytes,
+    add_symlink,
+    gzip_bytes,
+    image_config,
+    layer_tar,
+    make_rootfs,
+    read_member,
+    rewrite_archive,
+    tar_dir,
+)
 
-from builder.oci.digest import chain_ids, hex_of, sha256_bytes, sha256_file
 from builder.errors import ArchiveError
-from builder.store import ingest as layers_mod
 from builder.export.docker_archive import load, save
-from builder.store.ingest import store_layer_from_tar
 from builder.export.reference import parse_tagged
 from builder.export.rootfs_import import import_rootfs
 from builder.oci.config import parse_config
+from builder.oci.digest import chain_ids, hex_of, sha256_bytes, sha256_file
+from builder.store import ingest as layers_mod
+from builder.store.ingest import store_layer_from_tar
 from builder.store.store import Store
-from exportfixtures import (HELLO, add_bytes, add_symlink, gzip_bytes, image_config, layer_tar, make_rootfs,
-                            read_member, rewrite_archive, tar_dir)
 
 
 def validate_image(store: Store, image_id: str) -> None:

@@ -19,13 +19,13 @@ import tarfile
 from pathlib import Path
 
 import pytest
-
-from builder.export.docker_archive import load
-from builder.store.store import Store
 from buildfixtures import build, make_context
 from conftest import REPO, pybuild
 from dockerd import DockerDaemon
 from imagecheck import config_view, history_lines, mask_source_hash, rootfs_lines
+
+from builder.export.docker_archive import load
+from builder.store.store import Store
 
 GOLDEN = REPO / "tests" / "golden"
 BASE = "pbtest/busybox:base"
@@ -249,11 +249,11 @@ def test_golden_same_as_docker_classic(case, docker, session_store, tmp_path):
 
 def last_error(output: str) -> str:
     """The line of a build's output that says why it failed (or its last line)."""
-    lines = [l for l in output.splitlines() if l.strip() and "legacy builder" not in l
-             and "BuildKit is currently" not in l and "environment-variable" not in l]
-    for l in lines:
-        if "error" in l.lower() or "failed" in l.lower() or "returned a non-zero" in l:
-            return l.strip()
+    lines = [line for line in output.splitlines() if line.strip() and "legacy builder" not in line
+             and "BuildKit is currently" not in line and "environment-variable" not in line]
+    for line in lines:
+        if "error" in line.lower() or "failed" in line.lower() or "returned a non-zero" in line:
+            return line.strip()
     return lines[-1].strip() if lines else ""
 
 

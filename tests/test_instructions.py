@@ -4,9 +4,9 @@ and precedence, --build-arg, SHELL's effects and heredoc RUNs (issue 5, semantic
 from __future__ import annotations
 
 import pytest
+from buildfixtures import Built, build, make_context
 
 from builder.oci.config import parse_config
-from buildfixtures import Built, build, make_context
 
 BASE = "FROM pbtest/busybox:base\n"
 
@@ -173,7 +173,8 @@ HEREDOC_CASES = [
     # a command with a heredoc: the shell does the heredoc
     pytest.param("RUN cat <<A > /h3\nx $HOME\nA\nRUN test \"$(cat /h3)\" = 'x /root'\n",
                  "/bin/sh -c cat <<A > /h3\nx $HOME\nA\n", id="command"),
-    pytest.param("RUN cat <<'A' > /h4 && cat <<B >> /h4\n$x\nA\ny\nB\nRUN test \"$(cat /h4)\" = \"$(printf '$x\\ny')\"\n",
+    pytest.param("RUN cat <<'A' > /h4 && cat <<B >> /h4\n$x\nA\ny\nB\n"
+                 "RUN test \"$(cat /h4)\" = \"$(printf '$x\\ny')\"\n",
                  "/bin/sh -c cat <<'A' > /h4 && cat <<B >> /h4\n$x\nA\ny\nB\n", id="two-quoted"),
 ]
 

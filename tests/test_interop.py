@@ -10,13 +10,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from dockerd import DockerDaemon, require_tool
+from exportfixtures import HELLO, make_rootfs, tar_dir
 
 from builder.export.docker_archive import load, save
 from builder.export.rootfs_import import import_rootfs
 from builder.oci.config import parse_config
 from builder.store.store import Store
-from dockerd import DockerDaemon, require_tool
-from exportfixtures import HELLO, make_rootfs, tar_dir
 
 TAG = "pybuild-interop/webapp:latest"
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from buildfixtures import build, make_context
+from conftest import pybuild
 
 from builder.layer import whiteout
 from builder.store.store import Store
-from buildfixtures import build, make_context
-from conftest import pybuild
 
 BUILDFILE = """\
 FROM pbtest/busybox:base

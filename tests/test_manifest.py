@@ -7,8 +7,17 @@ import json
 import pytest
 
 from builder.errors import ManifestError
-from builder.oci.manifest import (MEDIA_OCI_CONFIG, MEDIA_OCI_INDEX, MEDIA_OCI_LAYER, MEDIA_OCI_MANIFEST,
-                                  Descriptor, Index, Manifest, Platform, manifest_bytes)
+from builder.oci.manifest import (
+    MEDIA_OCI_CONFIG,
+    MEDIA_OCI_INDEX,
+    MEDIA_OCI_LAYER,
+    MEDIA_OCI_MANIFEST,
+    Descriptor,
+    Index,
+    Manifest,
+    Platform,
+    manifest_bytes,
+)
 
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64

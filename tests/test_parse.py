@@ -12,16 +12,15 @@ import re
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from conftest import conformance_dir
+from hypothesis import given, settings, strategies as st
 
 from builder.buildfile import instructions as ins
 from builder.buildfile.dump import dump
-from builder.buildfile.heredoc import run_argv
 from builder.buildfile.grammar import parser
+from builder.buildfile.heredoc import run_argv
 from builder.buildfile.parse import parse_buildfile, parse_file
 from builder.errors import BuildfileError, UsageError
-from conftest import conformance_dir
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 REGEN = os.environ.get("PYBUILD_REGEN") == "1"

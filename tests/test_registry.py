@@ -15,16 +15,16 @@ from pathlib import Path
 
 import pytest
 import requests
+from buildfixtures import build, make_context
+from conftest import pybuild
+from dockerd import require_tool
+from registryd import Registry, free_port
 
 from builder.errors import RegistryError
 from builder.registry.auth import parse_www_authenticate
 from builder.registry.push import push
 from builder.registry.reference import parse_reference
 from builder.store.store import Store
-from buildfixtures import build, make_context
-from conftest import pybuild
-from dockerd import require_tool
-from registryd import Registry, free_port
 
 BASE = "pbtest/busybox:base"
 
@@ -454,8 +454,9 @@ def test_pull_picks_the_host_platform_from_a_skopeo_pushed_index(registry, store
     with tarfile.open(fileobj=buf, mode="w") as tar:
         info = tarfile.TarInfo("other-arch")
         tar.addfile(info, io.BytesIO(b""))
+    diff_id = "sha256:" + hashlib.sha256(buf.getvalue()).hexdigest()
     other_config = json.dumps({"architecture": other, "os": "linux",
-                               "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(buf.getvalue()).hexdigest()]}}).encode()
+                               "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
     other_desc = image(other_config, [gzip.compress(buf.getvalue(), mtime=0)])
     index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
         {**other_desc, "platform": {"os": "unknown", "architecture": "unknown"},      # attestation-like

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 
-from builder.store.store import Store
 from buildfixtures import build, make_context
 from conftest import pybuild
 from test_registry import image_of
+
+from builder.store.store import Store
 
 BASE = "pbtest/busybox:base"
 PULL = {"PYBUILD_PULL": "missing"}       # conftest's pybuild() defaults to never

@@ -12,19 +12,19 @@ from pathlib import Path
 
 import pytest
 import requests
-
-from builder.store.cache import BuildCache
-from builder.oci.digest import chain_ids, sha256_bytes
-from builder.oci.config import host_architecture, parse_config
-from builder.errors import RegistryError
-from builder.registry.inspect import inspect_remote
-from builder.registry.push import compressed_layer, push
-from builder.registry.remote_cache import CACHE_CONFIG_TYPE, RemoteCache, export_cache
-from builder.store.store import Store
 from buildfixtures import build, make_context
 from conftest import pybuild
 from registryd import free_port
 from test_registry import CountingSession
+
+from builder.errors import RegistryError
+from builder.oci.config import host_architecture, parse_config
+from builder.oci.digest import chain_ids, sha256_bytes
+from builder.registry.inspect import inspect_remote
+from builder.registry.push import compressed_layer, push
+from builder.registry.remote_cache import CACHE_CONFIG_TYPE, RemoteCache, export_cache
+from builder.store.cache import BuildCache
+from builder.store.store import Store
 
 BASE = "pbtest/busybox:base"
 BUILDFILE = """FROM pbtest/busybox:base

@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
-
-from builder.store.store import Store
 from buildfixtures import build, make_context
 from conftest import REPO
 from imagecheck import history_lines, layer_lines, mounts_under, validate_image
+
+from builder.store.store import Store
 
 MARKER = "987.25"             # a sleep length no other process on the machine uses
 

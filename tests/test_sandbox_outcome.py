@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import require_root
 
 from builder import errors
 from builder.layer import sandbox
 from builder.layer.overlay import OverlayMount
-from conftest import require_root
 
 
 def union(tmp_path: Path) -> OverlayMount:

@@ -20,14 +20,13 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from buildfixtures import build, make_context
+from hypothesis import HealthCheck, given, settings, strategies as st
+from layerfixtures import make_tar, member, needs_root
 
 from builder.buildfile.parse import parse_buildfile
 from builder.errors import BuildfileError, LayerError
 from builder.layer.unpack import extract_archive, unpack_layer
-from buildfixtures import build, make_context
-from layerfixtures import make_tar, member, needs_root
 
 REG, DIR, SYM, LNK = tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE
 CHR, BLK = tarfile.CHRTYPE, tarfile.BLKTYPE

@@ -8,7 +8,6 @@ import json
 import tarfile
 
 import pytest
-
 from conftest import shared_fixture
 
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from builder.buildfile.shellpattern import (remove_prefix, remove_suffix, replace,
-                                            reverse_pattern, to_regex)
+from builder.buildfile.shellpattern import remove_prefix, remove_suffix, replace, reverse_pattern, to_regex
 
 
 @pytest.mark.parametrize("pattern, regex", [

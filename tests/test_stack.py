@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from layerfixtures import make_layer_dir
 
 from builder.layer.stack import LayerStack
-from layerfixtures import make_layer_dir
 
 
 @pytest.mark.parametrize("upper, lower, rel, found", [

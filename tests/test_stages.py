@@ -8,16 +8,16 @@ import json
 from pathlib import Path
 
 import pytest
+from buildfixtures import build, make_context
+from imagecheck import validate_image
 
+from builder.build.log import BuildLog
 from builder.build.session import Build
 from builder.build.state import BuildOptions
 from builder.buildfile.parse import parse_buildfile
-from builder.build.log import BuildLog
 from builder.errors import ImageNotFound
 from builder.oci.config import parse_config
 from builder.store.store import Store
-from buildfixtures import build, make_context
-from imagecheck import validate_image
 
 BASE = "pbtest/busybox:base"
 

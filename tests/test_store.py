@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from builder.oci.digest import chain_id, sha256_bytes
 from builder.errors import ImageNotFound
-from builder.oci.config import empty_config, config_bytes
-from builder.oci.manifest import manifest_bytes
 from builder.layer.capture import capture
+from builder.oci.config import config_bytes, empty_config
+from builder.oci.digest import chain_id, sha256_bytes
+from builder.oci.manifest import manifest_bytes
 from builder.store.store import Store, normalize_tag
 
 

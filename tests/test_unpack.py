@@ -14,11 +14,11 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from layerfixtures import CAP_V2, kinds, make_tar, member, needs_root
+from listing import tar_lines, tree_lines
 
 from builder.errors import LayerError
-from listing import tar_lines, tree_lines
 from builder.layer.unpack import extract_archive, open_maybe_compressed, unpack_layer
-from layerfixtures import CAP_V2, kinds, make_tar, member, needs_root
 
 pytestmark = needs_root
 

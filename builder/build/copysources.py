@@ -16,9 +16,7 @@ from typing import Any
 
 from builder.build.state import BuildOptions, StepRef
 from builder.build.steps import CopySource, CopyStep
-from builder.context import archive, dockerignore
-from builder.context import copy as filecopy
-from builder.context import fromimage
+from builder.context import archive, copy as filecopy, dockerignore, fromimage
 from builder.context.checksum import checksum
 from builder.context.dockerignore import PatternMatcher
 from builder.context.download import download

@@ -84,6 +84,7 @@ class Executor:
         return State(config=cfg, chain=chain)
 
     def _pull(self, ref: str) -> str:
+        # start-up: a cached build never imports what only a running step needs
         from builder.registry.pull import pull
         self.log.note(f"pulling {ref}")
         try:
@@ -111,6 +112,7 @@ class Executor:
     # -- layer steps -----------------------------------------------------------------------
     def run(self, state: State, step: RunStep, ref: StepRef) -> State:
         """RUN: execute the command over the union; capture what it changed."""
+        # start-up: a cached build never imports what only a running step needs
         from builder.layer import sandbox
 
         def action(mount: OverlayMount, step_dir: Path) -> OverlayMount:
@@ -138,6 +140,7 @@ class Executor:
 
     def workdir(self, state: State, step: WorkdirStep, ref: StepRef) -> State:
         """WORKDIR: create the directory (a layer if that changed anything), set the config."""
+        # start-up: a cached build never imports what only a running step needs
         from builder.context.copy import make_workdir
         after = self._cached(state, step, lambda: self._in_root(state, step.created_by, ref,
                                                                 make_workdir, step.path))
@@ -151,6 +154,7 @@ class Executor:
 
     def _in_root(self, state: State, created_by: str, ref: StepRef, fn: Callable[..., Any],
                  *args: Any) -> ImageConfig:
+        # start-up: a cached build never imports what only a running step needs
         from builder.layer import sandbox
 
         def action(mount: OverlayMount, step_dir: Path) -> OverlayMount:
@@ -187,6 +191,7 @@ class Executor:
 
     def _remote_caches(self) -> list[RemoteCache]:
         if self._remotes is None:
+            # start-up: a cached build never imports what only a running step needs
             from builder.registry.remote_cache import RemoteCache
             self._remotes = [RemoteCache(self.store, ref, insecure=self.options.insecure, warn=self.log.warn)
                              for ref in self.options.cache_from]
@@ -197,6 +202,7 @@ class Executor:
                     action: Callable[[OverlayMount, Path], OverlayMount], ref: StepRef) -> ImageConfig:
         """Mount the union of ``state``'s layers with a fresh upper dir, let ``action`` change
         it, capture the upper dir and commit it as a layer (none if it is empty)."""
+        # start-up: a cached build never imports what only a running step needs
         from builder.layer.overlay import OverlayMount
         step_dir = self.scratch() / f"step-{secrets.token_hex(4)}"
         step_dir.mkdir()
@@ -217,6 +223,7 @@ class Executor:
             shutil.rmtree(step_dir, ignore_errors=True)
 
     def _commit_upper(self, state: State, step_dir: Path, created_by: str) -> tuple[ImageConfig, Captured]:
+        # start-up: a cached build never imports what only a running step needs
         from builder.layer.capture import capture
         tar_path = step_dir / "layer.tar"
         with open(tar_path, "wb") as out, self.log.bar("capturing layer") as done:
@@ -267,5 +274,6 @@ class Executor:
         return img.now_rfc3339() if epoch is None else img.rfc3339_of(epoch)
 
     def _stack(self, state: State) -> LayerStack:
+        # start-up: a cached build never imports what only a running step needs
         from builder.layer.stack import LayerStack
         return LayerStack(tuple(self.store.layer_dir(c) for c in reversed(state.chain)))

@@ -8,6 +8,7 @@ previous one.  ``StepExplanation`` values are built during the build; rendering 
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from dataclasses import asdict, dataclass, field
@@ -132,7 +133,6 @@ def to_json(steps: list[StepExplanation]) -> list[dict]:
 
 def config_change(old, new) -> str:
     """What a config-only step changed, field by field (``Cmd = ["a"]``)."""
-    import json
     before, after = old.to_json(), new.to_json()
     changed = [f"{k} = {json.dumps(after.get(k))}" for k in sorted(set(before) | set(after))
                if before.get(k) != after.get(k)]

@@ -7,9 +7,9 @@ does that).  ``quiet`` keeps everything silent except the final image ID, which 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from collections.abc import Iterator
-from typing import Callable, TextIO
+from typing import TextIO
 
 
 class BuildLog:

@@ -84,6 +84,7 @@ class Build:
             self.log.warn(f"one or more build-args {unused} were not consumed")
         image_id = self.stage_images[plan_.target]
         if self.options.cache_to:
+            # start-up: imported only by a build that needs it
             from builder.registry.remote_cache import export_cache
             self.log.note(f"exporting the build cache to {self.options.cache_to}")
             export_cache(self.store, self.step_keys, self.options.cache_to, insecure=self.options.insecure)
@@ -141,6 +142,7 @@ class Build:
 
     def _source_reader(self) -> SourceReader:
         if self._sources is None:                 # only a build with ADD/COPY needs it
+            # start-up: imported only by a build that needs it
             from builder.build.copysources import SourceReader
             self._sources = SourceReader(self.store, self.options, self.executor.hashes,
                                          image_of=self.image_for_copy_from, scratch=self.scratch_path)

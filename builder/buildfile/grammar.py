@@ -14,8 +14,8 @@ from pathlib import Path
 from lark import Lark, Tree
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
 
-from builder.errors import BuildfileError
 from builder.buildfile.lines import LogicalLine
+from builder.errors import BuildfileError
 
 _BACKTICK_OVERRIDES = r"""
 %override ESCAPED: /`(?:[\s\S]|$)/

@@ -72,7 +72,7 @@ class From(Instruction):
 class Run(Instruction):
     command: Command
     flags: tuple[Flag, ...] = ()
-    heredocs: tuple["Heredoc", ...] = ()     # bodies of <<EOF words in the shell-form text
+    heredocs: tuple[Heredoc, ...] = ()     # bodies of <<EOF words in the shell-form text
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ class Add(Instruction):
     sources: tuple[str, ...]        # raw words (JSON form already decoded); "<<EOF" names a heredoc
     dest: str
     flags: tuple[Flag, ...] = ()
-    heredocs: tuple["Heredoc", ...] = ()
+    heredocs: tuple[Heredoc, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class Copy(Instruction):
     sources: tuple[str, ...]
     dest: str
     flags: tuple[Flag, ...] = ()
-    heredocs: tuple["Heredoc", ...] = ()
+    heredocs: tuple[Heredoc, ...] = ()
 
 
 @dataclass(frozen=True)

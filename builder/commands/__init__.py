@@ -37,5 +37,6 @@ FAMILIES = (
 
 
 def store_of(args: argparse.Namespace):
+    # start-up: commands that need no store never import it
     from builder.store.store import Store, default_root
     return Store(Path(args.root) if args.root else default_root())

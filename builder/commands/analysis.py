@@ -18,6 +18,7 @@ from builder.oci.digest import short_id
 
 
 def cmd_layers(args: argparse.Namespace) -> int:
+    # start-up: only this command needs these
     from builder.inspect import changes
     store = store_of(args)
     image_id = store.resolve(args.image)
@@ -35,6 +36,7 @@ def cmd_layers(args: argparse.Namespace) -> int:
 
 
 def _layers_table(reports, *, no_trunc: bool) -> str:
+    # start-up: only this command needs these
     from builder.build.log import human_size
     from builder.inspect.history import render
 
@@ -52,6 +54,7 @@ def _layers_table(reports, *, no_trunc: bool) -> str:
 
 
 def cmd_find(args: argparse.Namespace) -> int:
+    # start-up: only this command needs these
     from builder.inspect.find import find, find_rows, hit_json
     from builder.inspect.history import render
     store = store_of(args)
@@ -64,6 +67,7 @@ def cmd_find(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
+    # start-up: only this command needs these
     from builder.inspect import rootdiff
     from builder.inspect.changes import container_changes, container_image
     from builder.inspect.history import render

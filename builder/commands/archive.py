@@ -9,12 +9,14 @@ from builder.commands import store_of
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    # start-up: only this command needs these
     from builder.export.rootfs_import import import_rootfs
     print(import_rootfs(store_of(args), Path(args.tarball), args.reference))
     return 0
 
 
 def cmd_load(args: argparse.Namespace) -> int:
+    # start-up: only this command needs these
     from builder.export.docker_archive import load
     for ref, image_id in load(store_of(args), Path(args.input)):
         print(f"Loaded image: {ref}" if ref else f"Loaded image ID: {image_id}")
@@ -22,8 +24,9 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 
 def cmd_save(args: argparse.Namespace) -> int:
-    from builder.export.docker_archive import save
+    # start-up: only this command needs these
     from builder.build.log import BuildLog
+    from builder.export.docker_archive import save
     with BuildLog().bar("saving layers") as done:
         save(store_of(args), args.images, Path(args.output), fmt=args.format, on_progress=done)
     return 0

@@ -13,10 +13,11 @@ from builder.oci.digest import short_id
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    # start-up: only this command needs these
+    from builder.build.log import BuildLog
     from builder.build.session import Build
     from builder.build.state import BuildOptions
     from builder.buildfile.parse import parse_file
-    from builder.build.log import BuildLog
 
     context = Path(args.context)
     buildfile = Path(args.file) if args.file else context / "Buildfile"
@@ -35,6 +36,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     session = Build(store_of(args), options, log)
     image_id = session.run(parsed)
     if args.explain == "json":
+        # start-up: only this command needs these
         from builder.build.explain import to_json
         print(json.dumps({"image": image_id, "steps": to_json(session.explanations)}, indent=2))
     elif args.quiet:
@@ -42,6 +44,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     else:
         print(f"Successfully built {short_id(image_id)}")
         for tag in args.tag:
+            # start-up: only this command needs these
             from builder.store.store import normalize_tag
             print(f"Successfully tagged {normalize_tag(tag)}")
     return 0
@@ -49,6 +52,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def _build_args(raw: list[str]) -> tuple[tuple[str, str], ...]:
     """``--build-arg K=V``; a bare ``K`` takes K from the environment (skipped if unset), as docker."""
+    # start-up: only this command needs these
     from builder.errors import UsageError
     out = []
     for item in raw:
@@ -65,6 +69,7 @@ def _build_args(raw: list[str]) -> tuple[tuple[str, str], ...]:
 
 def _source_date_epoch(reproducible: bool) -> int | None:
     """SOURCE_DATE_EPOCH from the environment; ``--reproducible`` alone means epoch 0."""
+    # start-up: only this command needs these
     from builder.errors import UsageError
     raw = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
     if raw:
@@ -75,6 +80,7 @@ def _source_date_epoch(reproducible: bool) -> int | None:
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
+    # start-up: only this command needs these
     from builder.buildfile.dump import dump
     from builder.buildfile.parse import parse_file
     print(dump(parse_file(Path(args.buildfile))), end="")

@@ -14,6 +14,7 @@ from builder.oci.digest import short_id
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # start-up: only this command needs these
     from builder.runtime import container
     store = store_of(args)
     c = container.create(store, args.image, args.command, name=args.keep)
@@ -26,6 +27,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_commit(args: argparse.Namespace) -> int:
+    # start-up: only this command needs these
     from builder.runtime import container
     store = store_of(args)
     print(container.commit(store, container.get(store, args.container), args.image, message=args.message))
@@ -33,8 +35,9 @@ def cmd_commit(args: argparse.Namespace) -> int:
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
-    from builder.runtime import container
+    # start-up: only this command needs these
     from builder.inspect.history import render
+    from builder.runtime import container
     store = store_of(args)
     table = [("NAME", "IMAGE", "COMMAND", "CREATED")]
     for name in container.names(store):
@@ -45,6 +48,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
+    # start-up: only this command needs these
     from builder.runtime import container
     store = store_of(args)
     for name in args.containers:

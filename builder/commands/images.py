@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import UTC
 
 from builder.commands import store_of
 from builder.oci.digest import short_id
 
 
 def cmd_images(args: argparse.Namespace) -> int:
-    from builder.oci.config import parse_config
-    from builder.inspect.history import image_size, render, since
+    # start-up: only this command needs these
+    from datetime import datetime
+
     from builder.build.log import human_size
-    from datetime import datetime, timezone
+    from builder.inspect.history import image_size, render, since
+    from builder.oci.config import parse_config
 
     store = store_of(args)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     table = [("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "LAYERS", "SIZE")]
     for ref, image_id in sorted(store.tags().items()):
         repo, _, tag = ref.rpartition(":")
@@ -30,6 +33,7 @@ def cmd_images(args: argparse.Namespace) -> int:
 def cmd_history(args: argparse.Namespace) -> int:
     import dataclasses
 
+    # start-up: only this command needs these
     from builder.inspect.history import format_history, history_rows
     store = store_of(args)
     rows = history_rows(store, store.resolve(args.image))
@@ -46,11 +50,13 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    # start-up: only this command needs these
     from builder.oci.config import parse_config
     from builder.oci.digest import chain_ids
     from builder.oci.manifest import Manifest
     store = store_of(args)
     if args.remote:                     # a registry reference: manifest, config, sizes; no pull
+        # start-up: only this command needs these
         from builder.registry.inspect import inspect_remote
         print(json.dumps(inspect_remote(args.image, insecure=args.insecure, store=store), indent=2))
         return 0
@@ -70,6 +76,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_rmi(args: argparse.Namespace) -> int:
+    # start-up: only this command needs these
     from builder.store.store import normalize_tag
     store = store_of(args)
     for ref in args.images:

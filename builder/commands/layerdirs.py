@@ -16,6 +16,7 @@ from builder.commands import store_of
 
 
 def cmd_export_layers(args: argparse.Namespace) -> int:
+    # start-up: only this command needs these
     from builder.export.aufs import export_layers
     store = store_of(args)
     image_id = store.resolve(args.image)
@@ -25,6 +26,7 @@ def cmd_export_layers(args: argparse.Namespace) -> int:
 
 
 def cmd_import_layers(args: argparse.Namespace) -> int:
+    # start-up: only this command needs these
     from builder.export.aufs import import_layers
     store = store_of(args)
     image_id = import_layers(store, Path(args.dir))
@@ -34,6 +36,7 @@ def cmd_import_layers(args: argparse.Namespace) -> int:
 
 
 def cmd_mount(args: argparse.Namespace) -> int:
+    # start-up: only this command needs these
     from builder.runtime.mount import mount_image
     store = store_of(args)
     opts = mount_image(store, store.resolve(args.image), Path(args.dir))
@@ -42,6 +45,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
 
 
 def cmd_umount(args: argparse.Namespace) -> int:
+    # start-up: only this command needs these
     from builder.runtime.mount import umount_image
     umount_image(Path(args.dir))
     return 0

@@ -10,6 +10,7 @@ from builder.oci.digest import short_id
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
+    # start-up: only this command needs these
     from builder.build.log import BuildLog
     from builder.registry.pull import pull
     result = pull(store_of(args), args.reference, insecure=args.insecure, bar=BuildLog().bar)
@@ -23,8 +24,9 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from builder.registry.push import push
+    # start-up: only this command needs these
     from builder.build.log import BuildLog
+    from builder.registry.push import push
     result = push(store_of(args), args.image, args.destination, fmt=args.format, insecure=args.insecure,
                   bar=BuildLog().bar)
     for verb, digests in (("pushed", result.uploaded), ("already exists", result.existed),
@@ -36,6 +38,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def cmd_login(args: argparse.Namespace) -> int:
+    # start-up: only this command needs these
     from builder.errors import UsageError
     from builder.registry.auth import Credentials, save_credentials
     from builder.registry.client import RegistryClient

@@ -10,6 +10,7 @@ from builder.commands import store_of
 
 
 def cmd_df(args: argparse.Namespace) -> int:
+    # start-up: only this command needs these
     from builder.inspect.history import render
     from builder.store.usage import usage
     u = usage(store_of(args))
@@ -26,6 +27,7 @@ def cmd_df(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
+    # start-up: only this command needs these
     from builder.store.usage import prune
     removed = prune(store_of(args), all_cache=args.all)
     print(f"Deleted {removed['images']} dangling images, {removed['cache_entries']} cache entries, "
@@ -37,6 +39,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """One line per problem and exit 1, or ``store OK``; ``--repair`` removes what is broken
     and unreferenced and still exits 1 if something it could not remove is left."""
+    # start-up: only this command needs these
     from builder.store.check import check_store
     problems = check_store(store_of(args), repair=args.repair, fast=args.fast)
     for p in problems:

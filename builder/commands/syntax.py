@@ -12,6 +12,7 @@ from pathlib import Path
 
 
 def cmd_check_syntax(args: argparse.Namespace) -> int:
+    # start-up: only this command needs these
     from builder.buildfile import instructions as ins
     from builder.buildfile.parse import parse_file
     parsed = parse_file(Path(args.buildfile))

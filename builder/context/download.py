@@ -18,7 +18,7 @@ from builder.oci.digest import CHUNK, sha256_file
 def download(url: str, into: Path, want_sha256: str | None = None) -> Item:
     """Fetch ``url`` (ADD) into ``into``; the file keeps the URL path's base name.
     With ``want_sha256`` (``--checksum=sha256:<hex>``) the content must hash to it."""
-    import requests                                  # only ADD of a URL needs it
+    import requests  # only ADD of a URL needs it
 
     name = posixpath.basename(urllib.parse.urlparse(url).path) or "__unnamed__"
     target = into / f"download-{hashlib.sha256(url.encode()).hexdigest()[:16]}" / name

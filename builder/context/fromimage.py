@@ -13,8 +13,8 @@ from pathlib import Path
 
 from builder.context.checksum import checksum
 from builder.context.copy import CopyOptions, Item, copy_items
-from builder.context.sources import BuildContext, Source, apply_exclude
 from builder.context.dockerignore import PatternMatcher
+from builder.context.sources import BuildContext, Source, apply_exclude
 from builder.errors import ContextError
 from builder.layer import overlay
 from builder.layer.overlay import OverlayMount

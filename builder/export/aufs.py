@@ -26,14 +26,15 @@ from typing import BinaryIO
 
 import yaml
 
-from builder.oci.digest import chain_ids, hex_of, is_digest
 from builder.errors import ArchiveError, LayerError, StoreError
-from builder.store.ingest import store_image
-from builder.oci.config import History, ImageConfig, config_bytes, empty_config, now_rfc3339, parse_config
+from builder.inspect.changes import describe_layers
 from builder.layer import whiteout
 from builder.layer.capture import CAPABILITY_XATTR, capture
 from builder.layer.tar_writer import LayerTarWriter, new_tarinfo
 from builder.layer.unpack import extract_archive
+from builder.oci.config import History, ImageConfig, config_bytes, empty_config, now_rfc3339, parse_config
+from builder.oci.digest import chain_ids, hex_of, is_digest
+from builder.store.ingest import store_image
 from builder.store.store import Store
 
 LAYERS_YAML = "layers.yaml"
@@ -54,7 +55,6 @@ def export_layers(store: Store, image_id: str, dest: Path) -> list[ExportedLayer
     Returns the layers base first.  Raises ArchiveError if ``dest`` is not empty, StoreError
     if a layer is missing from the store.  On failure ``dest`` is left as far as it got.
     """
-    from builder.inspect.changes import describe_layers
 
     dest = Path(dest).absolute()
     cfg = parse_config(store.image_config(image_id))

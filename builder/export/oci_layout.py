@@ -12,6 +12,7 @@ layers, every blob checked against its descriptor's digest (and size, for JSON b
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable
@@ -23,8 +24,15 @@ from builder.export.archive import ArchiveReader, ArchiveWriter
 from builder.export.reference import TaggedRef, parse_tagged
 from builder.oci.config import host_architecture
 from builder.oci.digest import hex_of, sha256_bytes
-from builder.oci.manifest import (INDEX_TYPES, MANIFEST_TYPES, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST, Descriptor,
-                                  Index, Manifest)
+from builder.oci.manifest import (
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    MEDIA_OCI_INDEX,
+    MEDIA_OCI_MANIFEST,
+    Descriptor,
+    Index,
+    Manifest,
+)
 from builder.store.ingest import store_image
 from builder.store.store import Store
 
@@ -202,7 +210,7 @@ def _load_manifest(store: Store, reader: ArchiveReader, desc: Descriptor) -> str
     except ManifestError as e:
         raise ArchiveError(f"invalid archive: manifest {desc.digest}: {e}") from e
     config = _read_blob(reader, manifest.config, blob_name(manifest.config.digest))
-    layers = [((lambda n=blob_name(d.digest): reader.open(n)), d.digest) for d in manifest.layers]
+    layers = [(functools.partial(reader.open, blob_name(d.digest)), d.digest) for d in manifest.layers]
     return store_image(store, config, layers)
 
 

@@ -11,12 +11,12 @@ import os
 import shutil
 from pathlib import Path
 
-from builder.oci.digest import sha256_bytes
 from builder.errors import ArchiveError, LayerError
-from builder.oci.config import History, ImageConfig, RunConfig, config_bytes, host_architecture, now_rfc3339
-from builder.oci.manifest import manifest_bytes
 from builder.layer.capture import capture
 from builder.layer.unpack import open_maybe_compressed, unpack_layer
+from builder.oci.config import History, ImageConfig, RunConfig, config_bytes, host_architecture, now_rfc3339
+from builder.oci.digest import sha256_bytes
+from builder.oci.manifest import manifest_bytes
 from builder.store.store import Store
 
 

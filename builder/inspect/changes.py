@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from builder.oci.digest import chain_ids, hex_of
 from builder.errors import PybuildError, StoreError
-from builder.oci.config import ImageConfig, parse_config
 from builder.inspect.history import layer_content_size
 from builder.layer import stack, whiteout
+from builder.oci.config import ImageConfig, parse_config
+from builder.oci.digest import chain_ids, hex_of
 from builder.store.store import Store
 
 _KIND_ORDER = {"A": 0, "C": 0, "D": 0, "O": 1}

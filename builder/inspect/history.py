@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from builder.build.log import human_size
-from builder.oci.digest import chain_ids, short_id
 from builder.oci.config import ImageConfig, parse_config
+from builder.oci.digest import chain_ids, short_id
 from builder.store.store import Store
 
 
@@ -71,7 +71,7 @@ def format_history(rows: list[HistoryRow], *, no_trunc: bool = False, ids: bool 
                    now: datetime | None = None) -> str:
     """docker history's table; ``ids`` adds DIFF ID and CHAIN ID columns (short unless
     ``no_trunc``), empty for history entries that made no layer."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     header = ("IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT")
     table = [header + (("DIFF ID", "CHAIN ID") if ids else ())]
     for r in rows:
@@ -90,7 +90,7 @@ def since(created: str, now: datetime) -> str:
         return "N/A"
     try:
         head, _, frac = created.rstrip("Z").partition(".")
-        t = datetime.fromisoformat(head).replace(tzinfo=timezone.utc)
+        t = datetime.fromisoformat(head).replace(tzinfo=UTC)
     except ValueError:
         return created
     return human_duration((now - t).total_seconds()) + " ago"

@@ -15,10 +15,9 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.oci.digest import sha256_file_hex, short_id
 from builder.errors import PybuildError
-from builder.inspect.changes import (Change, LayerIndex, classify, filetype_of, image_layers,
-                                     union_lookup)
+from builder.inspect.changes import Change, LayerIndex, classify, filetype_of, image_layers, union_lookup
+from builder.oci.digest import sha256_file_hex, short_id
 from builder.store.store import Store
 
 

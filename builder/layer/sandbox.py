@@ -33,8 +33,17 @@ from typing import Any
 
 from builder import errors
 from builder.layer import overlay
-from builder.layer.overlay import (MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY,
-                                   MS_REMOUNT, MS_STRICTATIME, OverlayMount)
+from builder.layer.overlay import (
+    MNT_DETACH,
+    MS_BIND,
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_RDONLY,
+    MS_REMOUNT,
+    MS_STRICTATIME,
+    OverlayMount,
+)
 from builder.layer.stack import LayerStack
 
 CLONE_NEWNS = 0x00020000
@@ -77,7 +86,7 @@ def _pickled(outcome: Outcome) -> bytes:
     """``outcome`` pickled; an outcome that does not pickle becomes an internal error."""
     try:
         return pickle.dumps(outcome)
-    except Exception as e:  # noqa: BLE001 - whatever pickle raises, the parent must hear of it
+    except Exception as e:
         what = "result" if outcome.error is None else f"{type(outcome.error).__name__}"
         return pickle.dumps(Outcome(internal="PicklingError", trace=f"{what} does not pickle: {e!r}"))
 
@@ -181,7 +190,7 @@ def call_in_root(mount: OverlayMount, fn: Callable[..., Any], *args: Any) -> Any
                 overlay.umount(mount.target)
         except errors.PybuildError as e:
             outcome, code = Outcome(error=e), 1
-        except BaseException as e:  # noqa: BLE001 - reported to the parent, not swallowed
+        except BaseException as e:
             outcome, code = Outcome(internal=type(e).__name__, trace=traceback.format_exc()), 2
         with os.fdopen(res_w, "wb") as f:
             f.write(_pickled(outcome))
@@ -230,7 +239,7 @@ def _child_run(mount: OverlayMount, spec: RunSpec, files_dir: str, out_w: int, c
         code = _wait(inner)
         for point in overlay.mounts_under(merged):
             overlay.umount(point, MNT_DETACH if point != merged else 0)
-    except BaseException as e:  # noqa: BLE001 - reported through the control pipe
+    except BaseException as e:
         error = e if isinstance(e, errors.PybuildError) else errors.SandboxError(f"internal error: {e!r}")
         try:
             _write_all(ctl_w, _ERROR_MARK + _pickled(Outcome(error=error)))
@@ -261,7 +270,7 @@ def _parse_report(data: bytes) -> tuple[int | None, Outcome | None]:
         return pid, None
     try:
         outcome = pickle.loads(tail)
-    except Exception as e:  # noqa: BLE001 - a child killed mid-write: say so, not a pickle error
+    except Exception as e:
         return pid, Outcome(error=errors.SandboxError(f"internal error: unreadable sandbox report: {e!r}"))
     return pid, outcome
 
@@ -317,7 +326,7 @@ def _exec_inner(merged: str, spec: RunSpec, out_w: int) -> None:
     except FileNotFoundError:
         sys.stderr.write(f"exec: {spec.argv[0]}: not found\n")
         os._exit(127)
-    except BaseException as e:  # noqa: BLE001
+    except BaseException as e:
         sys.stderr.write(f"pybuild sandbox: {e}\n")
         os._exit(126)
 

@@ -11,8 +11,8 @@ import tarfile
 from collections.abc import Callable
 from typing import BinaryIO
 
-from builder.oci.digest import CHUNK, HashingWriter
 from builder.errors import LayerError
+from builder.oci.digest import CHUNK, HashingWriter
 
 BLOCK = 512
 _END = b"\0" * (2 * BLOCK)

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from builder.oci.digest import CHUNK, HashingReader
 from builder.errors import LayerError
 from builder.layer import whiteout
 from builder.layer.capture import CapturedEntry
 from builder.layer.compression import open_decompressed
 from builder.layer.root import RootDir, clean, remove_all
+from builder.oci.digest import CHUNK, HashingReader
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import platform
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from builder.oci.digest import is_digest
 from builder.errors import ArchiveError
+from builder.oci.digest import is_digest
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -226,13 +226,13 @@ def _text(obj: dict[str, Any], key: str) -> str:
 
 def now_rfc3339() -> str:
     """Docker's ``created`` format: RFC 3339 with nanoseconds, UTC, ``Z``."""
-    t = datetime.now(timezone.utc)
+    t = datetime.now(UTC)
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond:06d}000Z"
 
 
 def rfc3339_of(epoch: int) -> str:
     """A SOURCE_DATE_EPOCH as docker writes times: ``2023-01-01T00:00:00Z``."""
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def host_architecture() -> str:

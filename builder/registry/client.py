@@ -20,10 +20,16 @@ import requests
 from builder.errors import RegistryError
 from builder.oci.digest import sha256_bytes
 from builder.oci.manifest import INDEX_TYPES, MANIFEST_TYPES
-from builder.store.store import Store
-from builder.registry.auth import (BearerToken, Challenge, Credentials, load_credentials, parse_www_authenticate,
-                                   token_from_response)
+from builder.registry.auth import (
+    BearerToken,
+    Challenge,
+    Credentials,
+    load_credentials,
+    parse_www_authenticate,
+    token_from_response,
+)
 from builder.registry.reference import RegistryRef
+from builder.store.store import Store
 
 ACCEPT = ", ".join(INDEX_TYPES + MANIFEST_TYPES)
 #: Network reads (not CHUNK, the local file read size): small, so that progress moves and a
@@ -142,7 +148,9 @@ class RegistryClient:
         return token_from_response(body, frozenset(scopes), realm)
 
     def _tried(self) -> str:
-        return self.credentials.describe() if self.credentials else "anonymous access (no credentials stored; try `pybuild login`)"
+        if self.credentials:
+            return self.credentials.describe()
+        return "anonymous access (no credentials stored; try `pybuild login`)"
 
     def _failure(self, resp: requests.Response, what: str, *, sent: str | None) -> RegistryError:
         code = resp.status_code

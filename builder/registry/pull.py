@@ -23,10 +23,10 @@ from builder.errors import ArchiveError, ManifestError, RegistryError
 from builder.oci.config import host_architecture, parse_config
 from builder.oci.digest import chain_ids, short_id
 from builder.oci.manifest import INDEX_TYPES, Descriptor, Index, Manifest, Platform
-from builder.store.ingest import store_layer_from_tar
 from builder.registry.client import open_client
 from builder.registry.records import CompressedBlob, remember_compressed, remember_repo
 from builder.registry.reference import RegistryRef, parse_reference
+from builder.store.ingest import store_layer_from_tar
 from builder.store.store import Store
 
 #: layer media type → compression (nondistributable variants included)

@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 
 import requests
 
-from builder.oci.digest import CHUNK, HashingWriter, short_id
-from builder.oci.config import parse_config
-from builder.oci.manifest import MEDIA_DOCKER_MANIFEST, MEDIA_OCI_MANIFEST, Descriptor, Manifest
 from builder.errors import RegistryError
+from builder.oci.config import parse_config
+from builder.oci.digest import CHUNK, HashingWriter, short_id
+from builder.oci.manifest import MEDIA_DOCKER_MANIFEST, MEDIA_OCI_MANIFEST, Descriptor, Manifest
 from builder.registry.client import RegistryClient, open_client
-from builder.registry.records import (CompressedBlob, compressed_blob, remember_compressed,
-                                      remember_repo, repos_holding)
+from builder.registry.records import CompressedBlob, compressed_blob, remember_compressed, remember_repo, repos_holding
 from builder.registry.reference import RegistryRef, parse_reference
 from builder.store.store import Store
 

@@ -27,17 +27,17 @@ from typing import Any
 
 import requests
 
-from builder.store.cache import BuildCache
-from builder.oci.digest import chain_ids, is_digest, sha256_bytes, short_id
 from builder.errors import ManifestError, PybuildError, RegistryError
-from builder.store.ingest import store_layer_from_tar
 from builder.oci.config import parse_config
+from builder.oci.digest import chain_ids, is_digest, sha256_bytes, short_id
 from builder.oci.manifest import INDEX_TYPES, MEDIA_OCI_MANIFEST, Descriptor, Manifest
 from builder.registry.client import open_client
 from builder.registry.pull import LAYER_TYPES, read_manifest
 from builder.registry.push import MONOLITHIC_MAX, PushResult, compressed_layer, send_blob
 from builder.registry.records import CompressedBlob, remember_compressed, remember_repo
 from builder.registry.reference import parse_reference
+from builder.store.cache import BuildCache
+from builder.store.ingest import store_layer_from_tar
 from builder.store.store import Store
 
 CACHE_CONFIG_TYPE = "application/vnd.pybuild.cache.config.v1+json"

@@ -17,14 +17,14 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.oci import config as img
-from builder.oci.digest import EMPTY_LAYER_DIFF_ID, chain_ids
 from builder.errors import ContainerNotFound, PybuildError, StoreError
-from builder.store.ingest import store_layer_from_tar
 from builder.layer import sandbox
 from builder.layer.capture import capture
 from builder.layer.overlay import OverlayMount
 from builder.layer.stack import LayerStack
+from builder.oci import config as img
+from builder.oci.digest import EMPTY_LAYER_DIFF_ID, chain_ids
+from builder.store.ingest import store_layer_from_tar
 from builder.store.layout import CONTAINER_META
 from builder.store.store import Store
 

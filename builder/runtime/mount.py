@@ -7,11 +7,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from builder.oci.digest import chain_ids
 from builder.errors import SandboxError, StoreError
-from builder.oci.config import parse_config
 from builder.layer import overlay
 from builder.layer.overlay import OverlayMount
+from builder.oci.config import parse_config
+from builder.oci.digest import chain_ids
 from builder.store.layout import EMPTY_LOWER
 from builder.store.store import Store
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.errors import StoreError
+from builder.oci.config import parse_config
 from builder.oci.digest import chain_ids, sha256_file, sha256_file_hex
 from builder.store.store import Store
 
@@ -54,7 +55,6 @@ class BuildCache:
         except (FileNotFoundError, ValueError, KeyError, StoreError):
             path.unlink(missing_ok=True)
             return None
-        from builder.oci.config import parse_config
         for chain in chain_ids(parse_config(config).diff_ids):
             if not self.layer_is_whole(chain):
                 path.unlink(missing_ok=True)

@@ -34,8 +34,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.oci.digest import HashingWriter, chain_id, chain_ids, is_digest, sha256_file
 from builder.errors import ArchiveError, LayerError, ManifestError, StoreError
+from builder.layer.capture import capture
+from builder.layer.unpack import unpack_layer
+from builder.oci.config import parse_config
+from builder.oci.digest import HashingWriter, chain_id, chain_ids, is_digest, sha256_file
 from builder.oci.manifest import Manifest
 from builder.store.store import Store, remove_entry
 
@@ -182,8 +185,6 @@ class _Checker:
 
     def _diff_problem(self, diff: Path, diff_id: str) -> str | None:
         """None if ``diff`` holds exactly what blob ``diff_id`` holds (see the module doc)."""
-        from builder.layer.capture import capture
-        from builder.layer.unpack import unpack_layer
         try:
             if capture(diff, HashingWriter(None)).diff_id == diff_id:
                 return None
@@ -298,7 +299,6 @@ class _Checker:
 
 
 def _config(store: Store, image_id: str):
-    from builder.oci.config import parse_config
     return parse_config(store.read_blob(image_id))
 
 

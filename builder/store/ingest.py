@@ -14,7 +14,8 @@ import os
 import shutil
 import zlib
 from collections.abc import Callable, Sequence
-from typing import BinaryIO, ContextManager
+from contextlib import AbstractContextManager
+from typing import BinaryIO
 
 from builder.errors import ArchiveError, LayerError, PybuildError
 from builder.layer.compression import decompressed
@@ -25,7 +26,7 @@ from builder.oci.manifest import manifest_bytes
 from builder.store.store import LayerInfo, Store
 
 #: Opens one layer's stream (raw bytes as stored in the archive); the caller closes it.
-LayerOpener = Callable[[], ContextManager[BinaryIO]]
+LayerOpener = Callable[[], AbstractContextManager[BinaryIO]]
 
 
 class _Tee:

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.errors import ImageNotFound, StoreError
-from builder.oci.digest import is_digest, sha256_bytes
+from builder.oci.digest import chain_ids, is_digest, sha256_bytes, sha256_file
+from builder.oci.manifest import manifest_bytes
 from builder.store.layout import DIRS, LAYER_DIFF, LAYER_META, StoreLayout, live_prefix
 
 DEFAULT_ROOT = "/var/lib/pybuild"
@@ -155,7 +156,6 @@ class Store(StoreLayout):
         st = os.stat(path)
         if self.blob_fingerprint(digest) == [st.st_size, st.st_mtime_ns, st.st_ino]:
             return True
-        from builder.oci.digest import sha256_file
         return sha256_file(path)[0] == digest
 
     def blob_fingerprint(self, digest: str) -> list[int] | None:
@@ -225,8 +225,6 @@ class Store(StoreLayout):
     def put_config(self, config_bytes: bytes, diff_ids: tuple[str, ...] | list[str]) -> str:
         """Store an image whose layers are all in the store already: writes its config and an
         OCI manifest of uncompressed layers (base first); returns the image ID."""
-        from builder.oci.digest import chain_ids
-        from builder.oci.manifest import manifest_bytes
         layers = [(d, self.layer_info(c).size) for d, c in zip(diff_ids, chain_ids(diff_ids))]
         manifest = manifest_bytes(config_digest=sha256_bytes(config_bytes),
                                   config_size=len(config_bytes), layers=layers)

@@ -33,10 +33,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from builders import (REPO, BuildFailed, Buildah, Builder, BuildKit, ProcessRunner, Pybuild,  # noqa: E402
-                      Unavailable, remove_tree)
-from cases import CASES, RSS_CASE  # noqa: E402
-from report import Row, RssResult, markdown_report, text_report  # noqa: E402
+from builders import REPO, Buildah, Builder, BuildFailed, BuildKit, ProcessRunner, Pybuild, Unavailable, remove_tree
+from cases import CASES, RSS_CASE
+from report import Row, RssResult, markdown_report, text_report
 
 MAKE_BASE = REPO / "tests" / "conformance" / "make-base.sh"
 TOOLS = ("pybuild", "buildkit", "buildah")
@@ -92,7 +91,7 @@ def machine() -> dict[str, str]:
                 cpu = line.split(":", 1)[1].strip()
                 break
     return {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpus": str(os.cpu_count()),
         "cpu": cpu,
         "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",

@@ -10,9 +10,9 @@ so a builder that compresses layers cannot win by compressing zeros.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 BASE = "pbtest/busybox:base"
 DOCKERFILE = "Dockerfile"

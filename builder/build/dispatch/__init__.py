@@ -5,18 +5,47 @@ copy.py, config.py (the config-only instructions and WORKDIR)."""
 
 from __future__ import annotations
 
-from builder.build.dispatch.config import (dispatch_cmd, dispatch_entrypoint, dispatch_env, dispatch_expose,
-                                           dispatch_healthcheck, dispatch_label, dispatch_maintainer,
-                                           dispatch_onbuild, dispatch_shell, dispatch_stopsignal,
-                                           dispatch_user, dispatch_volume, dispatch_workdir)
+from builder.build.dispatch.config import (
+    dispatch_cmd,
+    dispatch_entrypoint,
+    dispatch_env,
+    dispatch_expose,
+    dispatch_healthcheck,
+    dispatch_label,
+    dispatch_maintainer,
+    dispatch_onbuild,
+    dispatch_shell,
+    dispatch_stopsignal,
+    dispatch_user,
+    dispatch_volume,
+    dispatch_workdir,
+)
 from builder.build.dispatch.copy import dispatch_copy
 from builder.build.dispatch.run import dispatch_run
 from builder.build.dispatch.stage import dispatch_arg, dispatch_from
 from builder.build.state import Scope, State, StepRef
 from builder.build.steps import Step
-from builder.buildfile.instructions import (Add, Arg, Cmd, Copy, Entrypoint, Env, Expose, From,
-                                            Healthcheck, Instruction, Label, Maintainer, Onbuild, Run,
-                                            Shell, StopSignal, User, Volume, Workdir)
+from builder.buildfile.instructions import (
+    Add,
+    Arg,
+    Cmd,
+    Copy,
+    Entrypoint,
+    Env,
+    Expose,
+    From,
+    Healthcheck,
+    Instruction,
+    Label,
+    Maintainer,
+    Onbuild,
+    Run,
+    Shell,
+    StopSignal,
+    User,
+    Volume,
+    Workdir,
+)
 from builder.errors import BuildfileError, ExpandError
 
 

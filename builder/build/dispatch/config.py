@@ -14,8 +14,22 @@ from typing import Any
 from builder.build.dispatch.common import argv_of, env_of, expand, expand_words, nop, nop1
 from builder.build.state import Scope, State, StepRef
 from builder.build.steps import ConfigStep, WorkdirStep
-from builder.buildfile.instructions import (Cmd, Entrypoint, Env, ExecForm, Expose, Healthcheck, Label,
-                                            Maintainer, Onbuild, Shell, StopSignal, User, Volume, Workdir)
+from builder.buildfile.instructions import (
+    Cmd,
+    Entrypoint,
+    Env,
+    ExecForm,
+    Expose,
+    Healthcheck,
+    Label,
+    Maintainer,
+    Onbuild,
+    Shell,
+    StopSignal,
+    User,
+    Volume,
+    Workdir,
+)
 from builder.oci.config import RunConfig
 from builder.oci.createdby import go_duration, go_quote, go_quote_list, go_quote_rune
 

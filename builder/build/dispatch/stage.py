@@ -57,6 +57,7 @@ def dispatch_from(inst: From, state: State | None, scope: Scope, step: StepRef) 
 
 def parse_trigger(at: From, trigger: str) -> Instruction:
     """An ONBUILD trigger's text, parsed as a Buildfile line (errors point at the FROM)."""
+    # start-up: the parser (and Lark) only when a base image has ONBUILD triggers
     from builder.buildfile.parse import parse_buildfile
     try:
         parsed = parse_buildfile(f"FROM scratch\n{trigger}\n", file=f"ONBUILD trigger of {at.image}")
