@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from builder.build import explain
-from builder.build.log import BuildLog, human_size
+from builder.build.log import BuildLog
 from builder.build.state import BuildOptions, State, StepRef
 from builder.build.steps import ConfigStep, CopyStep, RunStep, Step, WorkdirStep, canonical
 from builder.errors import ImageNotFound, RegistryError, StoreError
+from builder.inspect.table import human_size
 from builder.oci import config as img
 from builder.oci.config import History, ImageConfig
 from builder.oci.digest import EMPTY_LAYER_DIFF_ID, EMPTY_TAR, chain_id, chain_ids, sha256_bytes, short_id
@@ -95,8 +96,13 @@ class Executor:
     # -- config-only steps -----------------------------------------------------------------
     def config(self, state: State, step: ConfigStep, ref: StepRef) -> State:
         """A new RunConfig and an empty_layer history entry (docker's ``#(nop)`` steps)."""
-        after = replace(state, **{k: v for k, v in (("cmd_set", step.cmd_set), ("maintainer", step.maintainer),
-                                                    ("args", step.args)) if v is not None})
+        after = state
+        if step.cmd_set is not None:
+            after = replace(after, cmd_set=step.cmd_set)
+        if step.maintainer is not None:
+            after = replace(after, maintainer=step.maintainer)
+        if step.args is not None:
+            after = replace(after, args=step.args)
 
         def produce() -> ImageConfig:
             if self.options.explain:

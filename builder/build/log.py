@@ -69,16 +69,3 @@ class BuildLog:
                 if so_far - bar.last_print_n >= 1 << 20:
                     bar.refresh()
             yield done
-
-
-def human_size(n: int) -> str:
-    """Docker's size format: 1000-based, 3 significant digits (``8.39MB``, ``0B``)."""
-    units = ["B", "kB", "MB", "GB", "TB"]
-    size = float(n)
-    i = 0
-    while size >= 1000 and i < len(units) - 1:
-        size /= 1000
-        i += 1
-    if i == 0:
-        return f"{n}B"
-    return f"{size:.3g}{units[i]}"

@@ -64,7 +64,7 @@ def _convert(error: LarkError, logical: LogicalLine, text: str, *, keyword: str)
     """A BuildfileError pointing at the spot Lark stopped, with a message about ``keyword``."""
     offset = len(text)
     if isinstance(error, UnexpectedCharacters):
-        offset = error.pos_in_stream
+        offset = error.pos_in_stream if error.pos_in_stream is not None else offset
     elif isinstance(error, UnexpectedToken) and error.token.type != "$END":
         offset = error.token.start_pos or 0
     elif not isinstance(error, UnexpectedEOF) and not isinstance(error, UnexpectedToken):

@@ -319,7 +319,7 @@ def _heredoc_words(text: str, escape: str) -> list[tuple[int, Heredoc]]:
 def _heredoc_body(lines: list[str], index: int, heredoc: Heredoc) -> tuple[str | None, int]:
     """(body, next index) of the heredoc starting at ``lines[index]``; body is None when the
     terminator never comes.  With ``<<-`` leading tabs leave both the check and the body."""
-    body = []
+    body: list[str] = []
     while index < len(lines):
         physical = lines[index]
         index += 1

@@ -12,6 +12,7 @@ import difflib
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypedDict
 
 from lark import Token
 
@@ -34,6 +35,14 @@ _NOT_TRIGGERS = {
 }
 
 
+class _Common(TypedDict):
+    """The fields every instruction has (``Instruction``'s)."""
+
+    pos: ins.Position
+    keyword: str
+    original: str
+
+
 class _Context:
     """What a per-instruction builder needs: the line, its parts, and where to warn."""
 
@@ -46,7 +55,7 @@ class _Context:
         self.arguments = logical.text[len(keyword):].strip(" \t\v\f\r")
         self.original = f"{keyword} {self.arguments}"
 
-    def common(self) -> dict[str, object]:
+    def common(self) -> _Common:
         line, column, source_line = self.logical.locate(0)
         pos = ins.Position(self.logical.file, line, column, source_line, self.logical.end_line)
         return {"pos": pos, "keyword": self.keyword, "original": self.original}
@@ -311,7 +320,7 @@ def _healthcheck(context: _Context, flags: tuple[ins.Flag, ...],
     rest: Token = parts[0]
     offset = rest.start_pos or 0
     text = str(rest)
-    kind = re.match(r"[^ \t\v\f\r]*", text).group(0)
+    kind = _first_word(text)
     command = text[len(kind):].lstrip(" \t\v\f\r")
     if kind.upper() == "NONE":
         if command:
@@ -328,6 +337,14 @@ def _healthcheck(context: _Context, flags: tuple[ins.Flag, ...],
     at = offset + len(text) - len(command)
     token = Token("REST", command, start_pos=at)
     return ins.Healthcheck(**context.common(), command=_command(context, token), flags=flags)
+
+
+def _first_word(text: str) -> str:
+    """The leading run of characters docker's parser does not take for white space."""
+    end = 0
+    while end < len(text) and text[end] not in " \t\v\f\r":
+        end += 1
+    return text[:end]
 
 
 def _onbuild(context: _Context, flags: tuple[ins.Flag, ...], parts: list) -> ins.Onbuild:

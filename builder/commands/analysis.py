@@ -37,8 +37,7 @@ def cmd_layers(args: argparse.Namespace) -> int:
 
 def _layers_table(reports, *, no_trunc: bool) -> str:
     # start-up: only this command needs these
-    from builder.build.log import human_size
-    from builder.inspect.history import render
+    from builder.inspect.table import human_size, render
 
     def short(d: str) -> str:
         return d if no_trunc else short_id(d)
@@ -56,7 +55,7 @@ def _layers_table(reports, *, no_trunc: bool) -> str:
 def cmd_find(args: argparse.Namespace) -> int:
     # start-up: only this command needs these
     from builder.inspect.find import find, find_rows, hit_json
-    from builder.inspect.history import render
+    from builder.inspect.table import render
     store = store_of(args)
     hits = find(store, store.resolve(args.image), args.pattern)
     if args.format == "json":
@@ -70,7 +69,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     # start-up: only this command needs these
     from builder.inspect import rootdiff
     from builder.inspect.changes import container_changes, container_image
-    from builder.inspect.history import render
+    from builder.inspect.table import render
     store = store_of(args)
     targets = args.targets
     if len(targets) > 2:

@@ -36,7 +36,7 @@ def cmd_commit(args: argparse.Namespace) -> int:
 
 def cmd_ps(args: argparse.Namespace) -> int:
     # start-up: only this command needs these
-    from builder.inspect.history import render
+    from builder.inspect.table import render
     from builder.runtime import container
     store = store_of(args)
     table = [("NAME", "IMAGE", "COMMAND", "CREATED")]

@@ -14,8 +14,8 @@ def cmd_images(args: argparse.Namespace) -> int:
     # start-up: only this command needs these
     from datetime import datetime
 
-    from builder.build.log import human_size
-    from builder.inspect.history import image_size, render, since
+    from builder.inspect.history import image_size
+    from builder.inspect.table import human_size, render, since
     from builder.oci.config import parse_config
 
     store = store_of(args)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import argparse
 
-from builder.build.log import human_size
 from builder.commands import store_of
+from builder.inspect.table import human_size
 
 
 def cmd_df(args: argparse.Namespace) -> int:
     # start-up: only this command needs these
-    from builder.inspect.history import render
+    from builder.inspect.table import render
     from builder.store.usage import usage
     u = usage(store_of(args))
     print(render([

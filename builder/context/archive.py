@@ -40,7 +40,7 @@ def check_archive(src: Source) -> None:
                                   errors="surrogateescape") as tar:
             for member in tar:
                 _check_member(src, member, links)
-                tar.members.clear()
+                tar.members.clear()  # type: ignore[attr-defined]  # stream mode; not in typeshed
     except tarfile.TarError as e:
         raise LayerError(f"ADD {src.rel}: read archive: {e}") from e
 

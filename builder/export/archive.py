@@ -15,7 +15,7 @@ import posixpath
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from builder.errors import ArchiveError
 
@@ -102,7 +102,7 @@ class ArchiveReader:
             raise ArchiveError(f"{self.path}: invalid archive: no {name!r} in it") from None
 
     @contextlib.contextmanager
-    def open(self, name: str) -> Iterator[BinaryIO]:
+    def open(self, name: str) -> Iterator[IO[bytes]]:
         """A reader of member ``name`` (links inside the archive are followed)."""
         m = self.member(name)
         try:

@@ -30,11 +30,11 @@ from builder.errors import ArchiveError, LayerError, StoreError
 from builder.inspect.changes import describe_layers
 from builder.layer import whiteout
 from builder.layer.capture import CAPABILITY_XATTR, capture
-from builder.layer.tar_writer import LayerTarWriter, new_tarinfo
+from builder.layer.tar_writer import LayerTarWriter, TarMeta, new_tarinfo
 from builder.layer.unpack import extract_archive
 from builder.oci.config import History, ImageConfig, config_bytes, empty_config, now_rfc3339, parse_config
 from builder.oci.digest import chain_ids, hex_of, is_digest
-from builder.store.ingest import store_image
+from builder.store.ingest import LayerOpener, store_image
 from builder.store.store import Store
 
 LAYERS_YAML = "layers.yaml"
@@ -180,7 +180,7 @@ def import_layers(store: Store, src: Path) -> str:
             original = parse_config(store.image_config(original_id))
         cfg = _config(original, diff_ids, [layer.created_by for layer in layers])
         return store_image(store, config_bytes(cfg),
-                           [((lambda p=p: open(p, "rb")), None) for p in tars])
+                           [(_opener(p), None) for p in tars])
     except OSError as e:
         raise ArchiveError(f"import-layers {src}: {e.filename or ''}: {e.strerror}") from e
     finally:
@@ -242,7 +242,7 @@ def _tar_entry(writer: LayerTarWriter, base: bytes, rel: bytes,
     except OSError as e:
         raise LayerError(f"import-layers {path}: lstat: {e.strerror}") from e
     fmt = stat.S_IFMT(st.st_mode)
-    common = dict(mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid, mtime=int(st.st_mtime))
+    common = TarMeta(mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid, mtime=int(st.st_mtime))
     if whiteout.is_whiteout_name(name):
         try:
             whiteout.whiteout_target(name)
@@ -292,8 +292,8 @@ def _tar_entry(writer: LayerTarWriter, base: bytes, rel: bytes,
     kinds = {stat.S_IFCHR: tarfile.CHRTYPE, stat.S_IFBLK: tarfile.BLKTYPE, stat.S_IFIFO: tarfile.FIFOTYPE}
     if fmt not in kinds:
         raise LayerError(f"import-layers {path}: unsupported file type {oct(fmt)}")
-    dev = {} if fmt == stat.S_IFIFO else dict(devmajor=os.major(st.st_rdev), devminor=os.minor(st.st_rdev))
-    writer.add(new_tarinfo(path, typeflag=kinds[fmt], **common, **dev))
+    major, minor = (0, 0) if fmt == stat.S_IFIFO else (os.major(st.st_rdev), os.minor(st.st_rdev))
+    writer.add(new_tarinfo(path, typeflag=kinds[fmt], devmajor=major, devminor=minor, **common))
     return False
 
 
@@ -302,5 +302,11 @@ def _with_capability(info: tarfile.TarInfo, full: bytes) -> tarfile.TarInfo:
         value = os.getxattr(full, CAPABILITY_XATTR, follow_symlinks=False)
     except OSError:
         return info
-    info.pax_headers["SCHILY.xattr." + CAPABILITY_XATTR] = value.decode("utf-8", "surrogateescape")
+    info.pax_headers = {**info.pax_headers,
+                        "SCHILY.xattr." + CAPABILITY_XATTR: value.decode("utf-8", "surrogateescape")}
     return info
+
+
+def _opener(path: Path) -> LayerOpener:
+    """Opens ``path`` for reading, for store_image."""
+    return lambda: open(path, "rb")

@@ -17,7 +17,7 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from builder.errors import ArchiveError, ManifestError
 from builder.export.archive import ArchiveReader, ArchiveWriter
@@ -97,7 +97,7 @@ def write_layout(out: ArchiveWriter, store: Store, images: list[SavedImage],
                 continue
             with store.open_blob(layer.digest) as f:
                 size = _file_size(f)
-                out.add_stream(name, _Progress(f, copied, on_progress) if on_progress else f, size)
+                out.add_stream(name, cast(BinaryIO, _Progress(f, copied, on_progress)) if on_progress else f, size)
                 copied += size
         out.add_bytes(blob_name(img.manifest_digest), img.manifest)
         base = Descriptor(img.parsed.media_type or MEDIA_OCI_MANIFEST, img.manifest_digest, len(img.manifest))

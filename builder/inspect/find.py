@@ -102,7 +102,7 @@ def _hit(i: int, chain: str, layer: LayerIndex, rel: str, st: os.stat_result,
 
 def find_rows(hits: list[FindHit]) -> list[tuple[str, ...]]:
     """The table of ``pybuild find``: LAYER, HOW, TYPE, STATE, PATH."""
-    table = [("LAYER", "HOW", "TYPE", "STATE", "PATH")]
+    table: list[tuple[str, ...]] = [("LAYER", "HOW", "TYPE", "STATE", "PATH")]
     for h in hits:
         how = h.how + (", opaque" if h.opaque else "")
         table.append((str(h.layer), how, h.filetype, h.state, h.path))

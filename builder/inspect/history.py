@@ -7,7 +7,7 @@ import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from builder.build.log import human_size
+from builder.inspect.table import human_size, render, since
 from builder.oci.config import ImageConfig, parse_config
 from builder.oci.digest import chain_ids, short_id
 from builder.store.store import Store
@@ -77,55 +77,11 @@ def format_history(rows: list[HistoryRow], *, no_trunc: bool = False, ids: bool 
     for r in rows:
         image = r.image if r.image == "<missing>" or no_trunc else short_id(r.image)
         by = r.created_by if no_trunc else _trunc(r.created_by, 45)
-        row = (image, since(r.created, now), by, human_size(r.size), r.comment)
+        row: tuple[str, ...] = (image, since(r.created, now), by, human_size(r.size), r.comment)
         if ids:
             row += tuple("" if d is None else d if no_trunc else short_id(d) for d in (r.diff_id, r.chain_id))
         table.append(row)
     return render(table)
-
-
-def since(created: str, now: datetime) -> str:
-    """Docker's CREATED column (go-units HumanDuration + " ago")."""
-    if not created:
-        return "N/A"
-    try:
-        head, _, frac = created.rstrip("Z").partition(".")
-        t = datetime.fromisoformat(head).replace(tzinfo=UTC)
-    except ValueError:
-        return created
-    return human_duration((now - t).total_seconds()) + " ago"
-
-
-def human_duration(seconds: float) -> str:
-    s = int(seconds)
-    minutes, hours = s // 60, s // 3600
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // (24 * 7)} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // (24 * 30)} months"
-    return f"{hours // (24 * 365)} years"
-
-
-def render(table: list[tuple[str, ...]]) -> str:
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    lines = ["   ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
-    return "\n".join(lines)
 
 
 def _trunc(s: str, n: int) -> str:

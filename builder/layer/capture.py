@@ -18,7 +18,8 @@ from typing import BinaryIO
 
 from builder.errors import LayerError
 from builder.layer import whiteout
-from builder.layer.tar_writer import LayerTarWriter, ProgressFn, new_tarinfo
+from builder.layer.tar_writer import LayerTarWriter, ProgressFn, TarMeta, new_tarinfo
+from builder.oci.digest import BytesSink
 
 #: The only xattr recorded in a layer (docker-compatible minimum, oci-layers-registry.md §1.7).
 CAPABILITY_XATTR = "security.capability"
@@ -53,7 +54,7 @@ class Capture:
     entries: tuple[CapturedEntry, ...]
 
 
-def capture(layer_dir: Path, out: BinaryIO, *, on_progress: ProgressFn | None = None,
+def capture(layer_dir: Path, out: BytesSink, *, on_progress: ProgressFn | None = None,
             mtime_clamp: int | None = None) -> Capture:
     """Write ``layer_dir`` as an uncompressed layer tar to ``out`` (not closed) and return it.
 
@@ -66,7 +67,7 @@ def capture(layer_dir: Path, out: BinaryIO, *, on_progress: ProgressFn | None = 
 
 
 class _Capturer:
-    def __init__(self, root: Path, out: BinaryIO, on_progress: ProgressFn | None,
+    def __init__(self, root: Path, out: BytesSink, on_progress: ProgressFn | None,
                  mtime_clamp: int | None = None) -> None:
         self._clamp = mtime_clamp
         self._root = os.fsencode(root)
@@ -115,7 +116,7 @@ class _Capturer:
                              f"{whiteout.WHITEOUT_PREFIX!r} is reserved for whiteouts")
         mode = stat.S_IMODE(st.st_mode)
         mtime = int(st.st_mtime) if self._clamp is None else min(int(st.st_mtime), self._clamp)
-        common = dict(mode=mode, uid=st.st_uid, gid=st.st_gid, mtime=mtime)
+        common = TarMeta(mode=mode, uid=st.st_uid, gid=st.st_gid, mtime=mtime)
         fmt = stat.S_IFMT(st.st_mode)
         if whiteout.is_overlay_whiteout(st):
             parent, base = os.path.split(path)
@@ -162,9 +163,8 @@ class _Capturer:
         if fmt not in kinds:
             raise LayerError(f"capture {path}: unsupported file type {oct(fmt)}")
         kind, typeflag = kinds[fmt]
-        dev = {} if kind == "p" else dict(devmajor=os.major(st.st_rdev),
-                                           devminor=os.minor(st.st_rdev))
-        info = new_tarinfo(path, typeflag=typeflag, **common, **dev)
+        major, minor = (0, 0) if kind == "p" else (os.major(st.st_rdev), os.minor(st.st_rdev))
+        info = new_tarinfo(path, typeflag=typeflag, devmajor=major, devminor=minor, **common)
         self._add(info, CapturedEntry(path, kind, mode, st.st_uid, st.st_gid, 0))
         return False
 
@@ -179,8 +179,8 @@ class _Capturer:
                              f"{e.strerror}") from e
         value = _capability_v2(value)
         if value:
-            info.pax_headers[_PAX_XATTR + CAPABILITY_XATTR] = value.decode(
-                "utf-8", "surrogateescape")
+            info.pax_headers = {**info.pax_headers,
+                                _PAX_XATTR + CAPABILITY_XATTR: value.decode("utf-8", "surrogateescape")}
 
     def _add_file(self, info: tarfile.TarInfo, full: bytes, entry: CapturedEntry) -> None:
         try:

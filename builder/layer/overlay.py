@@ -212,7 +212,7 @@ def _raise_fs_error(fd: int, action: str, hint: str = "") -> NoReturn:
     """Raise SandboxError for the failed call, with the messages the kernel logged on the
     filesystem context ``fd`` ("e overlay: too many lower directories, limit is 500")."""
     err = ctypes.get_errno()
-    messages = []
+    messages: list[str] = []
     while len(messages) < 16:
         try:
             line = os.read(fd, 4096)

@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import tarfile
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import BinaryIO, TypedDict
 
 from builder.errors import LayerError
-from builder.oci.digest import CHUNK, HashingWriter
+from builder.oci.digest import CHUNK, BytesSink, HashingWriter
 
 BLOCK = 512
 _END = b"\0" * (2 * BLOCK)
 
 #: Called with the total number of tar bytes written so far.
 ProgressFn = Callable[[int], None]
+
+
+class TarMeta(TypedDict):
+    """What every layer entry's header carries besides its name and type."""
+
+    mode: int
+    uid: int
+    gid: int
+    mtime: int
 
 
 def new_tarinfo(name: str, *, typeflag: bytes, mode: int, uid: int, gid: int, mtime: int,
@@ -47,7 +56,7 @@ class LayerTarWriter:
     Not thread-safe; entries are written in the order they are added.
     """
 
-    def __init__(self, out: BinaryIO, *, on_progress: ProgressFn | None = None) -> None:
+    def __init__(self, out: BytesSink, *, on_progress: ProgressFn | None = None) -> None:
         self._out = HashingWriter(out)
         self._on_progress = on_progress
         self._closed = False

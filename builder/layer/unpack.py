@@ -52,7 +52,7 @@ def _members(tar: tarfile.TarFile):
         for member in tar:
             _refuse_unsafe(member)
             yield member
-            tar.members.clear()  # stream mode: don't keep every header in memory
+            tar.members.clear()  # type: ignore[attr-defined]  # stream mode; not in typeshed  # stream mode: don't keep every header in memory
     except tarfile.TarError as e:
         raise LayerError(f"read tar: {e}") from e
 

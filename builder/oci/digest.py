@@ -9,7 +9,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO, Protocol
 
 #: diffID of the empty layer: 1024 zero bytes, as docker writes an empty tar.
 EMPTY_TAR = b"\0" * 1024
@@ -79,13 +79,19 @@ def chain_ids(diff_ids: Iterable[str]) -> list[str]:
     return out
 
 
+class BytesSink(Protocol):
+    """Anything bytes are written to: a binary file, a HashingWriter, a socket wrapper."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+
 class HashingWriter:
     """Wraps a binary writer; hashes and counts every byte written through it.
 
     The wrapped stream stays owned by the caller (close() does not close it).
     """
 
-    def __init__(self, out: BinaryIO | None) -> None:
+    def __init__(self, out: BytesSink | None) -> None:
         self._out = out
         self._hash = hashlib.sha256()
         self.size = 0
@@ -105,7 +111,7 @@ class HashingWriter:
 class HashingReader:
     """Wraps a binary reader; hashes every byte read through it (for verify-while-reading)."""
 
-    def __init__(self, src: BinaryIO) -> None:
+    def __init__(self, src: IO[bytes]) -> None:
         self._src = src
         self._hash = hashlib.sha256()
         self.size = 0

@@ -121,9 +121,10 @@ def _download(client, ref: RegistryRef, layers: Sequence[Descriptor], todo: list
         return {}
     with ThreadPoolExecutor(max(1, min(workers, len(todo)))) as pool:
         futures = {i: pool.submit(one, i) for i in todo}
-        errors = [f.exception() for f in futures.values() if f.exception() is not None]
-        if errors:
-            raise errors[0]
+        for future in futures.values():
+            error = future.exception()
+            if error is not None:
+                raise error
         return {i: f.result() for i, f in futures.items()}
 
 

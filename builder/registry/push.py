@@ -127,7 +127,7 @@ def compressed_layer(store: Store, diff_id: str) -> CompressedBlob:
     try:
         with os.fdopen(fd, "wb") as out, store.open_blob(diff_id) as src:
             sink = _Sink(out)
-            with gzip.GzipFile(fileobj=sink, mode="wb", mtime=0, compresslevel=6) as gz:  # type: ignore[arg-type]
+            with gzip.GzipFile(fileobj=sink, mode="wb", mtime=0, compresslevel=6) as gz:
                 while chunk := src.read(CHUNK):
                     gz.write(chunk)
         blob = CompressedBlob(sink.writer.digest, sink.writer.size, "gzip")

@@ -81,12 +81,10 @@ def parse_reference(ref: str, *, default_tag: str = "latest") -> RegistryRef:
     """Parse ``[host[:port]/]path[:tag][@sha256:hex]``; RegistryError says what is wrong."""
     if not ref or ref != ref.strip() or any(c.isspace() for c in ref):
         raise RegistryError(f"invalid reference {ref!r}: empty or contains whitespace")
-    rest, at, digest = ref.partition("@")
-    if at:
-        if not is_digest(digest):
-            raise RegistryError(f"invalid reference {ref!r}: {digest!r} is not a sha256:<64 hex> digest")
-    else:
-        digest = None
+    rest, at, tail = ref.partition("@")
+    if at and not is_digest(tail):
+        raise RegistryError(f"invalid reference {ref!r}: {tail!r} is not a sha256:<64 hex> digest")
+    digest = tail if at else None
     name, tag = rest, None
     last = rest.rsplit("/", 1)[-1]
     if ":" in last:

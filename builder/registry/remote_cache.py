@@ -31,11 +31,11 @@ from builder.errors import ManifestError, PybuildError, RegistryError
 from builder.oci.config import parse_config
 from builder.oci.digest import chain_ids, is_digest, sha256_bytes, short_id
 from builder.oci.manifest import INDEX_TYPES, MEDIA_OCI_MANIFEST, Descriptor, Manifest
-from builder.registry.client import open_client
+from builder.registry.client import RegistryClient, open_client
 from builder.registry.pull import LAYER_TYPES, read_manifest
 from builder.registry.push import MONOLITHIC_MAX, PushResult, compressed_layer, send_blob
 from builder.registry.records import CompressedBlob, remember_compressed, remember_repo
-from builder.registry.reference import parse_reference
+from builder.registry.reference import RegistryRef, parse_reference
 from builder.store.cache import BuildCache
 from builder.store.ingest import store_layer_from_tar
 from builder.store.store import Store
@@ -128,8 +128,8 @@ class RemoteCache:
         self.warn = warn or _stderr_warn
         self.cache = BuildCache(store)
         self._loaded = False
-        self._client = None
-        self._ref = None
+        self._client: RegistryClient | None = None
+        self._ref: RegistryRef | None = None
         self.entries: dict[str, dict[str, Any]] = {}
         self.configs: dict[str, int] = {}
         self.layers: dict[str, Descriptor] = {}          # diffID → its compressed blob

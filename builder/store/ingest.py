@@ -15,7 +15,7 @@ import shutil
 import zlib
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from builder.errors import ArchiveError, LayerError, PybuildError
 from builder.layer.compression import decompressed
@@ -26,7 +26,7 @@ from builder.oci.manifest import manifest_bytes
 from builder.store.store import LayerInfo, Store
 
 #: Opens one layer's stream (raw bytes as stored in the archive); the caller closes it.
-LayerOpener = Callable[[], AbstractContextManager[BinaryIO]]
+LayerOpener = Callable[[], AbstractContextManager[IO[bytes]]]
 
 
 class _Tee:
@@ -46,7 +46,7 @@ class _Tee:
             pass
 
 
-def store_layer_from_tar(store: Store, stream: BinaryIO, *, parent_chain: str | None,
+def store_layer_from_tar(store: Store, stream: IO[bytes], *, parent_chain: str | None,
                          expected_diff_id: str | None, expected_digest: str | None = None,
                          label: str = "layer") -> LayerInfo:
     """Put one layer tar (plain, gzip, bzip2 or xz) into ``store`` on top of ``parent_chain``.
