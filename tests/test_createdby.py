@@ -85,6 +85,9 @@ def test_go_quote_list(items, quoted: str) -> None:
     pytest.param(0x263A, "'☺'", id="printable-bmp"),
     pytest.param(0x1F600, "'😀'", id="printable-non-bmp"),
     pytest.param(0xE0001, r"'\U000e0001'", id="non-printable-non-bmp"),
+    # no code point: strconv.QuoteRune prints the replacement character (HEALTHCHECK --retries=2000000)
+    pytest.param(0xD800, "'\ufffd'", id="surrogate"),
+    pytest.param(2_000_000, "'\ufffd'", id="past-unicode"),
 ])
 def test_go_quote_rune(n: int, quoted: str) -> None:
     assert go_quote_rune(n) == quoted

@@ -17,7 +17,7 @@ from typing import Any
 from builder.build.state import BuildOptions, StepRef
 from builder.build.steps import CopySource, CopyStep
 from builder.context import archive, copy as filecopy, dockerignore, fromimage
-from builder.context.checksum import checksum
+from builder.context.checksum import checksum, sources_checksum
 from builder.context.dockerignore import PatternMatcher
 from builder.context.download import download
 from builder.context.sources import BuildContext, Source, apply_exclude, is_url, walk
@@ -25,7 +25,7 @@ from builder.errors import PybuildError
 from builder.layer import sandbox
 from builder.layer.overlay import OverlayMount
 from builder.runtime.mount import image_overlay
-from builder.store.cache import FileHashes, sources_checksum
+from builder.store.filehashes import FileHashes
 from builder.store.store import Store
 
 
@@ -77,7 +77,7 @@ class SourceReader:
             raise ref.error(f"When using {step.keyword} with more than one source file, "
                             "the destination must be a directory and end with a /")
         sources = [i.source for i in items]
-        inputs = sources_checksum([(s.rel, s.path) for s in sources], self.hashes,
+        inputs = sources_checksum([(s.rel, s.path) for s in sources], self.hashes.sha256,
                                   walk=lambda n: walk(sources[n])) + \
             "".join(f" extract={i.extract} mode={i.mode} mtime={i.mtime}" for i in items)
         return CopyJob(step.created_by(checksum(items, self.hashes.sha256)), inputs,

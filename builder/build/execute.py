@@ -26,7 +26,8 @@ from builder.inspect.table import human_size
 from builder.oci import config as img
 from builder.oci.config import History, ImageConfig
 from builder.oci.digest import EMPTY_LAYER_DIFF_ID, EMPTY_TAR, chain_id, chain_ids, sha256_bytes, short_id
-from builder.store.cache import BuildCache, FileHashes, step_key
+from builder.store.cache import BuildCache, step_key
+from builder.store.filehashes import FileHashes
 from builder.store.store import Store
 
 if TYPE_CHECKING:       # imported where a step really runs: a cached build never needs them
@@ -184,9 +185,9 @@ class Executor:
                 hit = self.cache.lookup(key)            # the layers came from --cache-from
             if hit is not None:
                 self.log.note("Using cache")
-                return self._with_config(state, img.parse_config(hit.config))
+                return self._with_config(state, img.parse_config(hit))
         cfg = produce()
-        self.cache.record(key, img.config_bytes(cfg), cmd_set=state.cmd_set)
+        self.cache.record(key, img.config_bytes(cfg))
         return self._with_config(state, cfg)
 
     @staticmethod

@@ -6,12 +6,15 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from builder.context.copy import Item
 from builder.context.sources import walk
 from builder.oci.digest import sha256_file
+
+#: ``sha256(path, stat)`` → hex digest of a file's content (the store's FileHashes remembers them)
+FileSha = Callable[[str | Path, os.stat_result], str]
 
 
 def checksum(items: list[Item], file_sha: Callable[[str | Path], str] | None = None) -> str:
@@ -20,7 +23,7 @@ def checksum(items: list[Item], file_sha: Callable[[str | Path], str] | None = N
     pybuild's own scheme: a file is the sha256 of its content (so ``sha256sum`` shows the
     same hex); a directory hashes, sorted by path, each entry's path, type, mode, link target
     and content hash; several sources hash their own checksums in order.  ``file_sha`` may
-    serve content hashes the store already knows (cache.FileHashes)."""
+    serve content hashes the store already knows (store/filehashes.py)."""
     parts = [_item_sum(i, file_sha or _file_sha) for i in items]
     if len(parts) == 1:
         return parts[0]
@@ -45,3 +48,48 @@ def _item_sum(item: Item, _file_sha: Callable[[str | Path], str]) -> str:
 
 def _file_sha(path: str | Path) -> str:
     return sha256_file(path)[0].removeprefix("sha256:")
+
+
+def sources_checksum(paths: list[tuple[str, Path]], sha256: FileSha, *,
+                     walk: Callable[[int], Iterable[tuple[str, str]]] | None = None,
+                     flags: str = "") -> str:
+    """The ADD/COPY part of a cache key: for each (name, path) — a file, or a directory
+    walked in order — path, type, mode, size, mtime (whole seconds, as in the layer), link
+    target and content.  ``walk(i)`` lists directory ``paths[i]``'s entries as (path inside,
+    full path) — the context's walk, which leaves .dockerignore'd and --exclude'd entries
+    out; by default every entry.  ``flags`` (--chown, --chmod, --exclude … as text) is part
+    of the key too."""
+    h = hashlib.sha256()
+    h.update(f"flags\0{flags}\n".encode("utf-8", "surrogateescape"))
+
+    def add(rel: str, full: str) -> None:
+        st = os.lstat(full)
+        kind = stat.S_IFMT(st.st_mode)
+        body = ""
+        if stat.S_ISREG(st.st_mode):
+            body = sha256(full, os.stat(full))
+        elif stat.S_ISLNK(st.st_mode):
+            body = os.readlink(full)
+        # no uid/gid: ADD/COPY make context files 0:0, so ownership never reaches the layer
+        h.update(f"{rel}\0{kind:o}\0{stat.S_IMODE(st.st_mode):o}\0"
+                 f"{st.st_size}\0{st.st_mtime_ns // 10**9}\0{body}\n".encode("utf-8", "surrogateescape"))
+
+    for n, (name, path) in enumerate(paths):
+        if path.is_dir():
+            for inner, full in (walk(n) if walk is not None else _walk_all(path)):
+                add(f"{name}/{inner}", full)
+            add(f"{name}/.", str(path))
+        else:
+            h.update(f"{name}\0".encode("utf-8", "surrogateescape"))
+            st = os.stat(path)
+            h.update(f"{stat.S_IMODE(st.st_mode):o}\0{st.st_size}\0{st.st_mtime_ns // 10**9}\0"
+                     f"{sha256(path, st)}\n".encode())
+    return h.hexdigest()
+
+
+def _walk_all(path: Path) -> Iterator[tuple[str, str]]:
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames.sort()
+        for child in sorted(dirnames + filenames):
+            full = os.path.join(dirpath, child)
+            yield os.path.relpath(full, path), full

@@ -72,7 +72,10 @@ def _go_frac(value: int, unit: int) -> str:
 
 
 def go_quote_rune(n: int) -> str:
-    """Go's ``%q`` of an int: a quoted rune literal (``'\\x03'``, ``'A'``)."""
+    """Go's ``%q`` of an int: a quoted rune literal (``'\\x03'``, ``'A'``); a value that is no
+    Unicode code point (a surrogate, or past U+10FFFF) is U+FFFD, as strconv.QuoteRune does."""
+    if not 0 <= n <= 0x10FFFF or 0xD800 <= n <= 0xDFFF:
+        n = 0xFFFD
     ch = chr(n)
     if ch == "'" or ch == "\\":
         return "'\\" + ch + "'"

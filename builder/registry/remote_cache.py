@@ -4,7 +4,7 @@ BuildKit's registry cache and kaniko's cache repo do it.
 The cache is one OCI image manifest at ``REF``:
 
     config  application/vnd.pybuild.cache.config.v1+json
-            {"entries": {<step key>: {"config": <digest>, "cmd_set": bool}},
+            {"entries": {<step key>: {"config": <digest>}},
              "configs": {<config digest>: <size>},
              "layers":  {<diffID>: {"digest", "size", "mediaType"}}}
     layers  every compressed layer blob those configs name, then every intermediate image
@@ -72,9 +72,9 @@ def export_cache(store: Store, keys: Iterable[str], ref: str, *, insecure: bool 
         hit = cache.lookup(key)
         if hit is None:
             raise RegistryError(f"cache export: no usable local cache entry for step {key}")
-        digest = sha256_bytes(hit.config)
-        entries[key] = {"config": digest, "cmd_set": hit.cmd_set}
-        configs[digest] = hit.config
+        digest = sha256_bytes(hit)
+        entries[key] = {"config": digest}
+        configs[digest] = hit
     client = open_client(store, target, insecure=insecure, session=session)
     result = PushResult(target)
     layers: dict[str, CompressedBlob] = {}           # diffID → compressed blob, first use order
@@ -191,7 +191,7 @@ class RemoteCache:
             with self.store.in_use():
                 config = self._config(entry["config"])
                 self._layers(config)
-            self.cache.record(key, config, cmd_set=bool(entry.get("cmd_set")))
+            self.cache.record(key, config)
             return True
         except (RegistryError, PybuildError, OSError) as e:
             self.warn(f"cache from {self.ref_text}: step {short_id(key)}: {e}; running the step")

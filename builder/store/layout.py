@@ -12,7 +12,7 @@ Layout under the root (default /var/lib/pybuild, or $PYBUILD_ROOT):
     images/<id-hex>             the manifest digest of each stored image
     tags.json                   {"name:tag": "sha256:<image id>"}
     cache/<key hex>             build-cache entries (cache.py)
-    cache/.filehashes.json      remembered sha256 of context files (cache.FileHashes)
+    cache/.filehashes.json      remembered sha256 of context files (filehashes.FileHashes)
     cache/.<kind>-<key>         memos: small remembered answers (COPY --from: .copyfrom-<key>)
     containers/<name>/          kept containers: meta.json, upper/, work/, merged/ (runtime)
     registry/…                  what the store remembers about registries (registry/records.py)
