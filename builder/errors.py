@@ -81,6 +81,18 @@ class ExpandError(PybuildError):
     exit_code = 2
 
 
+class MountError(PybuildError):
+    """A bad ``RUN --mount``/``--network``/``--security`` value; ``hint`` is a did-you-mean or
+    a usage line.  The parser and the handler turn it into a BuildfileError at the flag."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str | None = None, *, at: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+        self.at = at            # the text in the value the error is about (for the caret)
+
+
 class UsageError(PybuildError):
     """The command line names something that is not there (a Buildfile, …)."""
 

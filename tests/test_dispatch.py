@@ -136,7 +136,8 @@ def test_meta_args_resolve_in_order_and_report_what_they_used():
 def test_canonical_leaves_out_runtime_fields_and_names_the_kind():
     a = RunStep(argv=("sh",), created_by="sh", env=("http_proxy=1",))
     b = replace(a, env=("http_proxy=2",))
-    assert canonical(a) == canonical(b) == '{"argv":["sh"],"created_by":"sh","kind":"run","script":null}'
+    assert canonical(a) == canonical(b) == ('{"argv":["sh"],"created_by":"sh","kind":"run","mounts":[],'
+                                           '"network":"default","script":null}')
     assert canonical(replace(a, script=Script("/s", b"#!x"))) != canonical(a)
 
 

@@ -13,6 +13,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ from builder.store.store import Store
 
 if TYPE_CHECKING:       # imported where a step really runs: a cached build never needs them
     from builder.build.copysources import CopyJob
+    from builder.build.runmounts import MountSources, Prepared
     from builder.layer.overlay import OverlayMount
     from builder.layer.stack import LayerStack
     from builder.registry.remote_cache import RemoteCache
@@ -49,7 +51,7 @@ class Executor:
     """Executes the steps of one build in ``scratch()``, the build's scratch dir."""
 
     def __init__(self, store: Store, options: BuildOptions, log: BuildLog,
-                 scratch: Callable[[], Path]) -> None:
+                 scratch: Callable[[], Path], image_of: Callable[[str], str]) -> None:
         self.store = store
         self.options = options
         self.log = log
@@ -59,6 +61,8 @@ class Executor:
         self.step_keys: list[str] = []             # every cached step's key, in build order
         self.explanations: list[explain.StepExplanation] = []
         self._remotes: list[RemoteCache] | None = None   # --cache-from caches, opened on a miss
+        self.image_of = image_of                   # a stage or stored image → its image ID
+        self._mounts: MountSources | None = None   # RUN --mount sources, made on first use
 
     # -- FROM ------------------------------------------------------------------------------
     def load_base(self, ref: str) -> State:
@@ -134,16 +138,40 @@ class Executor:
             env = step.env
             if state.run_config.env_get("HOSTNAME") is None:
                 env += (f"HOSTNAME={hostname}",)
-            spec = sandbox.RunSpec(argv=step.argv, env=env, workdir=state.run_config.working_dir or "/",
-                                   user=state.run_config.user, hostname=hostname)
-            code = sandbox.run(mount, spec, self.log.output, files_dir=step_dir)
+            with self._prepared_mounts(step, ref, step_dir) as prepared:
+                spec = sandbox.RunSpec(argv=step.argv, env=env + prepared.env,
+                                       workdir=state.run_config.working_dir or "/", user=state.run_config.user,
+                                       hostname=hostname, mounts=prepared.mounts, network=step.network)
+                code = sandbox.run(mount, spec, self.log.output, files_dir=step_dir)
             self.log.end_output()
             if script is not None:
                 script.unlink(missing_ok=True)
             if code != 0:
                 raise ref.error(f"exit code {code}", exit_code=code)
             return mount
-        return self._cached(state, step, lambda: self._layer_step(state, step.created_by, action, ref))
+        inputs = self._mount_sources().key_inputs(step, ref) if step.mounts else ""
+        return self._cached(state, step, lambda: self._layer_step(state, step.created_by, action, ref),
+                            inputs=inputs)
+
+    def _mount_sources(self) -> MountSources:
+        if self._mounts is None:
+            # start-up: a cached build never imports what only a running step needs
+            from builder.build.runmounts import MountSources
+            self._mounts = MountSources(self.store, self.options, self.hashes, self.log,
+                                        image_of=self.image_of, scratch=self.scratch)
+        return self._mounts
+
+    def _prepared_mounts(self, step: RunStep, ref: StepRef, step_dir: Path) -> AbstractContextManager[Prepared]:
+        if not step.mounts:
+            # start-up: a cached build never imports what only a running step needs
+            from builder.build.runmounts import Prepared
+            return nullcontext(Prepared((), ()))
+        return self._mount_sources().prepare(step, ref, step_dir)
+
+    def close(self) -> None:
+        """Stop what the build started for its steps (ssh agents)."""
+        if self._mounts is not None:
+            self._mounts.close()
 
     def workdir(self, state: State, step: WorkdirStep, ref: StepRef) -> State:
         """WORKDIR: create the directory (a layer if that changed anything), set the config."""

@@ -20,6 +20,15 @@ class BuildLog:
         self.progress = (sys.stderr.isatty() and not quiet) if progress is None else progress
         self._prefix = ""
         self._partial = b""
+        self._masked: list[bytes] = []       # secret values: never printed
+
+    def mask(self, secret: bytes) -> None:
+        """Print ``****`` wherever ``secret`` (or one of its lines) would appear in RUN output."""
+        for value in (secret, *secret.splitlines()):
+            value = value.strip()
+            if len(value) >= 3 and value not in self._masked:
+                self._masked.append(value)
+        self._masked.sort(key=len, reverse=True)
 
     def _print(self, text: str) -> None:
         if not self.quiet:
@@ -47,12 +56,17 @@ class BuildLog:
         data = self._partial + chunk
         *lines, self._partial = data.split(b"\n")
         for line in lines:
-            self._print(self._prefix + line.decode("utf-8", errors="replace"))
+            self._print(self._prefix + self._shown(line))
 
     def end_output(self) -> None:
         if self._partial:
-            self._print(self._prefix + self._partial.decode("utf-8", errors="replace"))
+            self._print(self._prefix + self._shown(self._partial))
             self._partial = b""
+
+    def _shown(self, line: bytes) -> str:
+        for secret in self._masked:
+            line = line.replace(secret, b"****")
+        return line.decode("utf-8", errors="replace")
 
     @contextmanager
     def bar(self, desc: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
@@ -60,7 +74,7 @@ class BuildLog:
         if not self.progress:
             yield lambda n: None
             return
-        from tqdm import tqdm
+        from tqdm import tqdm  # start-up: only with a terminal to draw on
         tqdm.monitor_interval = 0        # no monitor thread: RUN forks
         with tqdm(total=total, desc=desc, unit="B", unit_scale=True, leave=False,
                   file=sys.stderr, mininterval=0.2) as bar:

@@ -41,7 +41,7 @@ class Build:
         self.store = store
         self.options = options
         self.log = log
-        self.executor = Executor(store, options, log, self.scratch_path)
+        self.executor = Executor(store, options, log, self.scratch_path, self.image_for_copy_from)
         self.scope = Scope(build_args=options.build_args)
         self.used_args: set[str] = set()         # --build-arg names some ARG declared
         self.stage_images: dict[int, str] = {}   # stage index → committed (untagged) image ID
@@ -65,7 +65,7 @@ class Build:
         total = len(buildfile.instructions)
         plan_ = self._plan = plan(buildfile, self.options.target)
         self.scope = replace(self.scope, escape=buildfile.escape, stage_names=plan_.names)
-        with self.store.in_use(), self._holding_scratch():
+        with self.store.in_use(), self._holding_scratch(), contextlib.closing(self.executor):
             for n, inst in plan_.meta_args:
                 self.log.step(n, total, inst.original)
                 meta = dispatch_meta_arg(inst, self.scope)

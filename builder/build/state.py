@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from builder.errors import StepError
+
+if TYPE_CHECKING:
+    from builder.build.runmounts import SecretSource
+    from builder.build.sshforward import SshSource
 from builder.oci.config import ImageConfig, RunConfig
 from builder.oci.createdby import DEFAULT_SHELL
 
@@ -25,6 +30,8 @@ class BuildOptions:
     insecure: bool = False        # plain http to registries (loopback hosts always are)
     cache_from: tuple[str, ...] = ()   # registry refs of exported build caches to use
     cache_to: str | None = None   # registry ref to export this build's cache to
+    secrets: tuple[SecretSource, ...] = ()   # --secret: where each value is (never the value)
+    ssh: tuple[SshSource, ...] = ()          # --ssh: agent sockets or key files by id
 
 
 @dataclass(frozen=True)

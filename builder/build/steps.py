@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from builder.buildfile.runmount import MountSpec
 from builder.oci.config import RunConfig
 
 #: Field metadata for what a step needs at run time but its cache key must not see.
@@ -71,6 +72,8 @@ class RunStep(Step):
     # config Env plus the ARGs in scope; proxy args are here only, so the key never sees them
     env: tuple[str, ...] = field(default=(), metadata=RUNTIME)
     script: Script | None = None
+    mounts: tuple[MountSpec, ...] = ()        # RUN --mount, targets absolute
+    network: str = "default"                  # RUN --network: default (the host's), none, host
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,10 @@ import difflib
 import re
 from enum import Enum
 
-from builder.buildfile.instructions import Flag
+from builder.buildfile import runmount
+from builder.buildfile.instructions import Flag, Position
 from builder.buildfile.lines import LogicalLine
+from builder.errors import MountError
 
 
 class Kind(Enum):
@@ -67,7 +69,7 @@ def check_flags(logical: LogicalLine, keyword: str,
             if equals and value.lower() not in ("true", "false"):
                 raise logical.error(f"expecting boolean value for flag --{name}, not: {value!r}",
                                     offset, hint=f"use --{name}, --{name}=true or --{name}=false")
-            flags.append(Flag(name, value if equals else None))
+            flags.append(Flag(name, value if equals else None, _pos(logical, offset)))
         else:
             if not equals:
                 raise logical.error(f"missing a value on flag: --{name}", offset,
@@ -78,5 +80,34 @@ def check_flags(logical: LogicalLine, keyword: str,
             if kind is Kind.COUNT and not re.fullmatch(r"[0-9]+", value):
                 raise logical.error(f"flag --{name} needs a whole number, not {value!r}", offset,
                                     hint=f"e.g. --{name}=3")
-            flags.append(Flag(name, value))
+            if keyword == "RUN":
+                _check_run_value(logical, name, value, offset)
+            flags.append(Flag(name, value, _pos(logical, offset)))
     return tuple(flags)
+
+
+def _pos(logical: LogicalLine, offset: int) -> Position:
+    line, column, source_line = logical.locate(offset)
+    return Position(logical.file, line, column, source_line, logical.end_line)
+
+
+def _check_run_value(logical: LogicalLine, name: str, value: str, offset: int) -> None:
+    """RUN's --mount, --network and --security, checked now when nothing in them is expanded
+    later (a value with ``$`` is checked by the handler, with the build's variables).  The
+    caret points at the flag; ``from`` never takes variables (BuildKit: define a stage)."""
+    try:
+        if name == "mount":
+            if "$" not in value:
+                runmount.parse_mount(value)
+            elif re.search(r"(?:^|,)from=[^,]*\$", value, re.IGNORECASE):
+                raise MountError("'from' doesn't support variable expansion, define alias stage instead")
+        elif name == "network" and "$" not in value:
+            runmount.parse_network(value)
+        elif name == "security" and "$" not in value:
+            if runmount.parse_security(value) == "insecure":
+                raise MountError("--security=insecure is not allowed: pybuild runs every RUN confined "
+                                 "(no privileged steps)", "remove the flag, or use --security=sandbox")
+    except MountError as e:
+        start = len(name) + 3                                   # past "--name="
+        at = value.lower().find(e.at.lower()) if e.at else -1
+        raise logical.error(f"--{name}: {e}", offset + (start + at if at >= 0 else 0), hint=e.hint) from None

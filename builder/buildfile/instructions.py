@@ -8,7 +8,7 @@ RUN/CMD/ENTRYPOINT text is never expanded by the builder (the shell does it at r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -28,10 +28,12 @@ class Position:
 
 @dataclass(frozen=True)
 class Flag:
-    """A builder flag such as ``--chown=1:1``; ``value`` is None for a bare ``--link``."""
+    """A builder flag such as ``--chown=1:1``; ``value`` is None for a bare ``--link``.
+    ``pos`` is where the flag starts (for errors about its value)."""
 
     name: str
     value: str | None
+    pos: Position | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

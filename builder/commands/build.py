@@ -32,7 +32,7 @@ def cmd_build(args: argparse.Namespace) -> int:
                            build_args=_build_args(args.build_arg), target=args.target,
                            pull=args.pull or os.environ.get("PYBUILD_PULL") or "missing",
                            insecure=args.insecure, cache_from=tuple(args.cache_from),
-                           cache_to=args.cache_to)
+                           cache_to=args.cache_to, secrets=_secrets(args.secret), ssh=_ssh(args.ssh))
     session = Build(store_of(args), options, log)
     image_id = session.run(parsed)
     if args.explain == "json":
@@ -48,6 +48,22 @@ def cmd_build(args: argparse.Namespace) -> int:
             from builder.store.store import normalize_tag
             print(f"Successfully tagged {normalize_tag(tag)}")
     return 0
+
+
+def _secrets(raw: list[str]) -> tuple:
+    if not raw:
+        return ()
+    # start-up: only a build with --secret needs it
+    from builder.build.runmounts import parse_secret
+    return tuple(parse_secret(v) for v in raw)
+
+
+def _ssh(raw: list[str]) -> tuple:
+    if not raw:
+        return ()
+    # start-up: only a build with --ssh needs it
+    from builder.build.sshforward import parse_ssh
+    return tuple(parse_ssh(v) for v in raw)
 
 
 def _build_args(raw: list[str]) -> tuple[tuple[str, str], ...]:
@@ -113,6 +129,10 @@ def register(sub, common) -> None:
     b.add_argument("--cache-from", action="append", default=[], metavar="REF",
                    help="use a build cache exported to a registry (repeatable)")
     b.add_argument("--cache-to", metavar="REF", help="export this build's cache to a registry")
+    b.add_argument("--secret", action="append", default=[], metavar="id=ID,src=FILE|env=VAR",
+                   help="a secret for RUN --mount=type=secret (repeatable); never stored or shown")
+    b.add_argument("--ssh", action="append", default=[], metavar="default|ID=PATH",
+                   help="an ssh agent for RUN --mount=type=ssh: $SSH_AUTH_SOCK, a socket or key files")
     b.set_defaults(func=cmd_build)
 
     pa = sub.add_parser("parse", parents=[common], help="print the parsed instructions of a Buildfile")

@@ -23,15 +23,24 @@ def cmd_df(args: argparse.Namespace) -> int:
          human_size(u.cache_only_bytes) + " (with --all)"),
         ("Containers", str(u.containers), human_size(u.container_bytes), "0B"),
     ]))
+    if u.cache_mounts:
+        size = sum(c.size for c in u.cache_mounts)
+        print(f"\nCache mounts (RUN --mount=type=cache): {len(u.cache_mounts)}, {human_size(size)}, "
+              "freed by `pybuild prune --cache-mounts`")
+        print(render([("ID", "SIZE", "INSTANCES", "IN USE")] +
+                     [(c.id, human_size(c.size), str(c.instances), "yes" if c.in_use else "no")
+                      for c in u.cache_mounts]))
     return 0
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
     # start-up: only this command needs these
     from builder.store.usage import prune
-    removed = prune(store_of(args), all_cache=args.all)
+    removed = prune(store_of(args), all_cache=args.all, cache_mounts=args.cache_mounts)
     print(f"Deleted {removed['images']} dangling images, {removed['cache_entries']} cache entries, "
           f"{removed['layers']} layers, {removed['blobs']} blobs")
+    if args.cache_mounts:
+        print(f"Deleted {removed['cache_mounts']} cache mounts")
     print(f"Total reclaimed space: {human_size(removed['bytes'])}")
     return 0
 
@@ -60,6 +69,8 @@ def register(sub, common) -> None:
     p = sub.add_parser("prune", parents=[common],
                        help="remove dangling images, stale cache entries and unreferenced layers")
     p.add_argument("--all", action="store_true", help="drop the whole build cache too")
+    p.add_argument("--cache-mounts", action="store_true",
+                   help="remove the RUN --mount=type=cache directories no build is using")
     p.set_defaults(func=cmd_prune)
 
     c = sub.add_parser("check", parents=[common],

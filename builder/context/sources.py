@@ -117,6 +117,15 @@ class BuildContext:
                                f"stat {cleaned}: file does not exist")
         return [source]
 
+    def path(self, src: str) -> Source:
+        """The one source ``src`` names, taken literally (no wildcards: a RUN bind mount's
+        source).  Raises ContextError for an escape, a missing or .dockerignore'd path."""
+        cleaned = self._clean(src or ".")
+        source = self._source(cleaned, src or ".")
+        if self._ignored(source):
+            raise ContextError(f"file not found in build context or excluded by .dockerignore: {cleaned}")
+        return source
+
     def _ignored(self, source: Source) -> bool:
         """Whether .dockerignore leaves ``source`` out (a directory stays if it holds a
         re-included entry)."""

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from builder import errors
-from builder.layer import overlay
+from builder.layer import overlay, runmounts
 from builder.layer.overlay import (
     MNT_DETACH,
     MS_BIND,
@@ -44,12 +44,14 @@ from builder.layer.overlay import (
     MS_STRICTATIME,
     OverlayMount,
 )
+from builder.layer.runmounts import RunMount
 from builder.layer.stack import LayerStack
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -100,6 +102,8 @@ class RunSpec:
     workdir: str = "/"
     user: str = ""                 # "", "uid", "uid:gid", "name", "name:group" (image's passwd)
     hostname: str = ""
+    mounts: tuple[RunMount, ...] = ()   # RUN --mount, prepared on the host (layer/runmounts.py)
+    network: str = "default"       # "none": a network namespace of its own, loopback only
 
 
 def make_init_layer(path: Path, stack: LayerStack, files: dict[str, bytes]) -> None:
@@ -223,12 +227,16 @@ def _child_run(mount: OverlayMount, spec: RunSpec, files_dir: str, out_w: int, c
     try:
         if out_w >= 0:              # a build: Ctrl-C goes to pybuild, which kills us explicitly
             os.setpgid(0, 0)
-        _enter_namespaces(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC)
+        isolated = spec.network == "none"
+        _enter_namespaces(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | (CLONE_NEWNET if isolated else 0))
+        if isolated:
+            runmounts.loopback_up()
         overlay.mount_overlay(mount)
         merged = os.path.abspath(mount.target)
         hostname = spec.hostname or secrets.token_hex(6)
         _libc.sethostname(hostname.encode(), len(hostname.encode()))
         _mount_sandbox(merged, files_dir)
+        stubs = runmounts.mount_all(merged, spec.mounts, _work_dir(files_dir)) if spec.mounts else []
         inner = os.fork()
         if inner == 0:
             os.close(ctl_w)
@@ -238,7 +246,10 @@ def _child_run(mount: OverlayMount, spec: RunSpec, files_dir: str, out_w: int, c
         os.write(ctl_w, f"pid {inner}\n".encode())
         code = _wait(inner)
         for point in overlay.mounts_under(merged):
-            overlay.umount(point, MNT_DETACH if point != merged else 0)
+            if point != merged:
+                overlay.umount(point, MNT_DETACH)
+        runmounts.remove_stubs(merged, stubs)
+        overlay.umount(merged)
     except BaseException as e:
         error = e if isinstance(e, errors.PybuildError) else errors.SandboxError(f"internal error: {e!r}")
         try:
@@ -251,6 +262,13 @@ def _child_run(mount: OverlayMount, spec: RunSpec, files_dir: str, out_w: int, c
 # The control pipe of ``run``: ``pid <n>\n`` once the command runs, then, if setting up or
 # tearing down failed, ``error\n`` followed by a pickled Outcome up to the end of the pipe.
 _ERROR_MARK = b"error\n"
+
+
+def _work_dir(files_dir: str) -> str:
+    """A dir of the step for what RUN mounts need beside the root (image unions, secrets)."""
+    work = os.path.join(files_dir, "mounts")
+    os.makedirs(work, mode=0o700, exist_ok=True)
+    return work
 
 
 def _write_all(fd: int, data: bytes) -> None:

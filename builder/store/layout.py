@@ -180,6 +180,10 @@ class StoreLayout:
     def lock_path(self) -> Path:
         return self.root / "lock"
 
+    def cache_mounts_root(self) -> Path:
+        """cache-mounts/: the directories of RUN --mount=type=cache (store/cachemounts.py)."""
+        return self.root / "cache-mounts"
+
     def auth_path(self) -> Path:
         """auth.json: registry credentials stored by ``pybuild login`` (docker's config shape)."""
         return self.root / "auth.json"

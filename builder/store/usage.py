@@ -9,7 +9,6 @@ configs' layers.  Untagged images that nothing names are *dangling*.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,8 @@ from pathlib import Path
 from builder.errors import ArchiveError, StoreError
 from builder.oci.config import parse_config
 from builder.oci.digest import chain_ids
+from builder.store import cachemounts
+from builder.store.cachemounts import CacheMountInfo, tree_size
 from builder.store.store import Store, remove_entry
 
 
@@ -50,6 +51,7 @@ class Usage:
     containers: int
     container_bytes: int
     reclaimable_bytes: int          # what `prune` would free (without --all)
+    cache_mounts: tuple[CacheMountInfo, ...] = ()   # RUN --mount=type=cache dirs
 
 
 def _roots(store: Store, *, with_cache: bool) -> tuple[Reach, list[str]]:
@@ -87,16 +89,21 @@ def usage(store: Store) -> Usage:
         cache_entries=len(store.cache_entries()),
         cache_only_bytes=sum(size[c] for c in layers if c in keep_all.layers and c not in keep.layers),
         containers=len(containers),
-        container_bytes=sum(_du(store.container_dir(c) / "upper") for c in containers),
-        reclaimable_bytes=sum(size[c] for c in layers if c not in keep_all.layers))
+        container_bytes=sum(tree_size(store.container_dir(c) / "upper") for c in containers),
+        reclaimable_bytes=sum(size[c] for c in layers if c not in keep_all.layers),
+        cache_mounts=tuple(cachemounts.listing(store)))
 
 
-def prune(store: Store, *, all_cache: bool = False) -> dict[str, int]:
+def prune(store: Store, *, all_cache: bool = False, cache_mounts: bool = False) -> dict[str, int]:
     """Remove dangling images, cache entries that no longer resolve (all of them with
-    ``all_cache``), then every layer and blob nothing reachable names.  Takes the store's
-    collecting lock, so it waits for running builds and no build starts meanwhile."""
-    removed = {"images": 0, "cache_entries": 0, "layers": 0, "blobs": 0, "bytes": 0}
+    ``all_cache``), then every layer and blob nothing reachable names, and with
+    ``cache_mounts`` every RUN cache mount.  Takes the store's collecting lock, so it waits for
+    running builds and no build starts meanwhile."""
+    removed = {"images": 0, "cache_entries": 0, "layers": 0, "blobs": 0, "bytes": 0, "cache_mounts": 0}
     with store.collecting():
+        if cache_mounts:
+            removed["cache_mounts"], freed = cachemounts.prune(store)
+            removed["bytes"] += freed
         _, dangling = _roots(store, with_cache=False)
         for image_id in dangling:
             store.remove_image(image_id)
@@ -131,14 +138,3 @@ def _entry_resolves(store: Store, entry: Path) -> bool:
     except (OSError, ValueError, KeyError, StoreError, ArchiveError):
         return False
     return all(store.has_layer(c) for c in chain_ids(cfg.diff_ids))
-
-
-def _du(path: Path) -> int:
-    total = 0
-    for dirpath, _, filenames in os.walk(path):
-        for name in filenames:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                pass
-    return total
