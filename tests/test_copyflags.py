@@ -76,6 +76,14 @@ def test_chown_refused(store_root, tmp_path, body, message):
                  id="tree"),
     pytest.param("COPY --chmod=644 --chown=3:4 f /f\n", {"f": File(b"x\n", 0o700)},
                  [f("f", b"x\n", 0o644, "3:4")], id="with-chown"),
+    # symbolic modes (BuildKit) apply to each entry's own bits, like chmod(1)
+    pytest.param("COPY --chmod=u+x,g-r f /f\n", {"f": File(b"x\n", 0o644)}, [f("f", b"x\n", 0o704)],
+                 id="symbolic-add-remove"),
+    pytest.param("COPY --chmod=+x f /f\n", {"f": File(b"x\n", 0o640)}, [f("f", b"x\n", 0o751)],
+                 id="symbolic-all-classes"),
+    # X: execute for directories (and already-executable files) only
+    pytest.param("COPY --chmod=a=rX dir /t/\n", {"dir/s/a": File(b"a\n", 0o664)},
+                 [d("t", 0o555), d("t/s", 0o555), f("t/s/a", b"a\n", 0o444)], id="symbolic-capital-x"),
 ])
 def test_chmod(store_root, tmp_path, body, spec, want):
     b = build(store_root, make_context(tmp_path / "ctx", spec), buildfile=FROM + body, tag=TAG, check=False)
@@ -83,11 +91,34 @@ def test_chmod(store_root, tmp_path, body, spec, want):
     assert sorted(b.last_layer()) == sorted(want)
 
 
-@pytest.mark.parametrize("value", ["u+x", "8", "17777", ""])
+@pytest.mark.parametrize("value", ["8", "17777", "", "u+q", "z+x", "u", "u+x,"])
 def test_chmod_refused(store_root, tmp_path, value):
     assert_refused(build(store_root, make_context(tmp_path / "ctx", {"f": b"x\n"}),
                          buildfile=FROM + f"COPY --chmod={value} f /f\n", tag=TAG, check=False),
                    "invalid chmod parameter")
+
+
+PARENTS_SPEC = {"x/y/a.txt": b"a\n", "x/b.txt": b"b\n", "z/c.txt": b"c\n"}
+
+
+@pytest.mark.parametrize("body, want", [
+    # every source keeps its path below the destination
+    pytest.param("COPY --parents x/y/a.txt z/c.txt /p/\n",
+                 [d("p"), d("p/x"), d("p/x/y"), f("p/x/y/a.txt", b"a\n"), d("p/z"), f("p/z/c.txt", b"c\n")],
+                 id="files"),
+    # /./ is the pivot: what comes before it is dropped
+    pytest.param("COPY --parents ./x/./y/*.txt /p/\n", [d("p"), d("p/y"), f("p/y/a.txt", b"a\n")], id="pivot"),
+    # a directory keeps its own name
+    pytest.param("COPY --parents x /p/\n",
+                 [d("p"), d("p/x"), f("p/x/b.txt", b"b\n"), d("p/x/y"), f("p/x/y/a.txt", b"a\n")], id="dir"),
+    # BuildKit: with --parents a source that does not exist is skipped, not an error
+    pytest.param("COPY --parents nothere z/c.txt /p/\n", [d("p"), d("p/z"), f("p/z/c.txt", b"c\n")],
+                 id="missing-skipped"),
+])
+def test_parents(store_root, tmp_path, body, want):
+    b = build(store_root, make_context(tmp_path / "ctx", PARENTS_SPEC), buildfile=FROM + body, tag=TAG, check=False)
+    assert_ok(b)
+    assert sorted(b.last_layer()) == sorted(want)
 
 
 EXCLUDE_SPEC = {"dir/a.go": b"go\n", "dir/a.txt": b"txt\n", "dir/sub/b.go": b"go\n",

@@ -28,6 +28,7 @@ from builder.build.steps import (
 from builder.buildfile.heredoc import SCRIPT_DIR, expand_body, run_argv, source_name
 from builder.buildfile.instructions import Heredoc
 from builder.buildfile.parse import parse_buildfile
+from builder.context.chmod import Chmod
 from builder.errors import BuildfileError, StepError
 from builder.oci.config import RunConfig, empty_config
 
@@ -75,7 +76,7 @@ def describe(line: str, state: State = BASE, scope: Scope = NO_SCOPE):
         flags=CopyFlags(chown="1:1"), nop_prefix=NOP), id="copy-flags-expanded"),
     pytest.param("ADD --chmod=640 --exclude=*.md src rel/", CopyStep(
         keyword="ADD", sources=(CopySource("src"),), dest="rel/", target="/app/rel/",
-        flags=CopyFlags(chmod=0o640, exclude=("*.md",)), nop_prefix=NOP), id="add-relative-dest"),
+        flags=CopyFlags(chmod=Chmod(octal=0o640), exclude=("*.md",)), nop_prefix=NOP), id="add-relative-dest"),
     pytest.param("COPY --from=build /out /in", CopyStep(
         keyword="COPY", sources=(CopySource("/out"),), dest="/in", target="/in",
         flags=CopyFlags(from_="build"), nop_prefix=NOP), id="copy-from"),
@@ -96,7 +97,8 @@ def test_copy_heredoc_source_carries_its_expanded_body():
     pytest.param("ADD --checksum=sha256:00 http://x/a /d", "invalid checksum digest format", id="bad-checksum"),
     pytest.param(f"ADD --checksum=sha256:{'0' * 64} a /d", "checksum requires HTTP(S) or Git sources",
                  id="checksum-not-url"),
-    pytest.param("COPY --parents a /d/", "--parents is not supported by pybuild yet", id="copy-parents"),
+    pytest.param("ADD --keep-git-dir=true a /d/", "--keep-git-dir is not supported by pybuild yet",
+                 id="add-keep-git-dir"),
     pytest.param("STOPSIGNAL SIGNOPE", "Invalid signal: SIGNOPE", id="stopsignal"),
     pytest.param("VOLUME $UNSET", "VOLUME specified can not be an empty string", id="empty-volume"),
 ])
@@ -145,7 +147,8 @@ def test_canonical_leaves_out_runtime_fields_and_names_the_kind():
     pytest.param(ConfigStep("c", RunConfig()), ConfigStep("c", RunConfig(user="u")), id="run-config"),
     pytest.param(WorkdirStep("/a", "c"), RunStep(argv=(), created_by="c"), id="kind"),
     pytest.param(CopyStep("COPY", (CopySource("a"),), "/d", "/d", CopyFlags(), NOP),
-                 CopyStep("COPY", (CopySource("a"),), "/d", "/d", CopyFlags(chmod=0o600), NOP), id="flags"),
+                 CopyStep("COPY", (CopySource("a"),), "/d", "/d", CopyFlags(chmod=Chmod(octal=0o600)), NOP),
+                 id="flags"),
     pytest.param(CopyStep("COPY", (CopySource("<<A", "A", "x"),), "/d", "/d", CopyFlags(), NOP),
                  CopyStep("COPY", (CopySource("<<A", "A", "y"),), "/d", "/d", CopyFlags(), NOP), id="heredoc-body"),
 ])

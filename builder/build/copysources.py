@@ -20,8 +20,8 @@ from builder.context import archive, copy as filecopy, dockerignore, fromimage
 from builder.context.checksum import checksum, sources_checksum
 from builder.context.dockerignore import PatternMatcher
 from builder.context.download import download
-from builder.context.sources import BuildContext, Source, apply_exclude, is_url, walk
-from builder.errors import PybuildError
+from builder.context.sources import BuildContext, Source, apply_exclude, is_url, parents_pattern, parents_subdir, walk
+from builder.errors import ContextError, PybuildError
 from builder.layer import sandbox
 from builder.layer.overlay import OverlayMount
 from builder.runtime.mount import image_overlay
@@ -67,19 +67,29 @@ class SourceReader:
                 items.append(self._heredoc(source))
             elif is_url(source.word):
                 items.append(download(source.word, self.scratch(), step.flags.checksum))
+            elif step.flags.parents:
+                pattern, base = parents_pattern(source.word)
+                try:
+                    matches = context.resolve(pattern)
+                except ContextError:
+                    continue                      # BuildKit: with --parents a missing source is skipped
+                for found in apply_exclude(matches, exclude):
+                    items.append(filecopy.Item(source=found, subdir=parents_subdir(found, base)))
             else:
                 for found in apply_exclude(context.resolve(source.word), exclude):
                     items.append(filecopy.Item(source=found, extract=step.keyword == "ADD"
                                                and archive.is_archive(found)))
-        if not items:
+        if not items and not step.flags.parents:
             raise ref.error("no source files were specified (all excluded)")
-        if len(items) > 1 and not step.dest.endswith("/"):
+        if len(items) > 1 and not step.dest.endswith("/") and not step.flags.parents:
             raise ref.error(f"When using {step.keyword} with more than one source file, "
                             "the destination must be a directory and end with a /")
+        if not items:
+            return CopyJob(step.created_by(checksum([], self.hashes.sha256)), "none", _nothing, ())
         sources = [i.source for i in items]
         inputs = sources_checksum([(s.rel, s.path) for s in sources], self.hashes.sha256,
                                   walk=lambda n: walk(sources[n])) + \
-            "".join(f" extract={i.extract} mode={i.mode} mtime={i.mtime}" for i in items)
+            "".join(f" extract={i.extract} mode={i.mode} mtime={i.mtime} subdir={i.subdir}" for i in items)
         return CopyJob(step.created_by(checksum(items, self.hashes.sha256)), inputs,
                        filecopy.copy_items, (items, step.target, options))
 
@@ -110,20 +120,20 @@ class SourceReader:
         except PybuildError as e:
             raise ref.error(f"--from={value}: {e}") from None
         words = [s.word for s in step.sources]
-        sums, count = self._from_checksum(image, image_id, words, exclude)
-        if count > 1 and not step.dest.endswith("/"):
+        sums, count = self._from_checksum(image, image_id, words, exclude, step.flags.parents)
+        if count > 1 and not step.dest.endswith("/") and not step.flags.parents:
             raise ref.error(f"When using {step.keyword} with more than one source file, "
                             "the destination must be a directory and end with a /")
         return CopyJob(step.created_by(sums), f"from={image_id}", fromimage.copy_from_image,
-                       (image, words, step.target, options, exclude))
+                       (image, words, step.target, options, exclude, step.flags.parents))
 
     def _from_checksum(self, image: OverlayMount, image_id: str, words: list[str],
-                       exclude: PatternMatcher | None) -> tuple[str, int]:
+                       exclude: PatternMatcher | None, parents: bool) -> tuple[str, int]:
         """(checksum, number of sources) of COPY --from's sources.  An image's content never
         changes under its ID, so the answer is remembered in the store: a warm build does not
         mount and walk the source image again."""
         patterns = [("!" if p.exclusion else "") + p.text for p in exclude.patterns] if exclude else []
-        key = hashlib.sha256(json.dumps([image_id, words, patterns]).encode(
+        key = hashlib.sha256(json.dumps([image_id, words, patterns, parents]).encode(
             "utf-8", "surrogateescape")).hexdigest()
         memo = self.store.memo_path("copyfrom", key)
         try:
@@ -131,6 +141,10 @@ class SourceReader:
             return sums, count
         except (FileNotFoundError, ValueError):
             pass
-        sums, count = sandbox.call_in_root(image, fromimage.source_checksum, words, exclude)
+        sums, count = sandbox.call_in_root(image, fromimage.source_checksum, words, exclude, parents)
         self.store.atomic_write(memo, json.dumps([sums, count]).encode(), durable=False)
         return sums, count
+
+
+def _nothing(merged: Path) -> None:
+    """COPY --parents whose sources all were missing: nothing to copy (as BuildKit)."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from builder.buildfile.runmount import MountSpec
+from builder.context.chmod import Chmod
 from builder.oci.config import RunConfig
 
 #: Field metadata for what a step needs at run time but its cache key must not see.
@@ -93,11 +94,12 @@ class CopyFlags:
     ``checksum`` the hex of ``ADD --checksum=sha256:<hex>``."""
 
     chown: str | None = None
-    chmod: int | None = None
+    chmod: Chmod | None = None
     exclude: tuple[str, ...] = ()
     from_: str | None = None
     checksum: str | None = None
     link: bool = False
+    parents: bool = False           # COPY --parents: keep the sources' parent dirs (``/./`` pivots)
 
 
 @dataclass(frozen=True)

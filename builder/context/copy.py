@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.context.archive import check_archive
+from builder.context.chmod import Chmod
 from builder.context.owner import resolve_owner
 from builder.context.sources import Source, walk
 from builder.errors import ContextError, LayerError
@@ -34,12 +35,15 @@ from builder.oci.digest import CHUNK
 
 @dataclass(frozen=True)
 class Item:
-    """One thing to copy.  ``mode``/``mtime`` override the source's (downloads)."""
+    """One thing to copy.  ``mode``/``mtime`` override the source's (downloads); ``subdir``
+    (COPY --parents) is where below the destination it goes: a file into ``dest/subdir/``,
+    a directory's contents into ``dest/subdir``."""
 
     source: Source
     extract: bool = False
     mode: int | None = None
     mtime: int | None = None
+    subdir: str = ""
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ class CopyOptions:
     source's permission bits."""
 
     chown: str | None = None
-    chmod: int | None = None
+    chmod: Chmod | None = None
     preserve_owner: bool = False
 
 
@@ -59,13 +63,15 @@ class _Owner:
     """CopyOptions made concrete for one copy: ``ids`` None means "the source's own"."""
 
     ids: tuple[int, int] | None
-    chmod: int | None
+    chmod: Chmod | None
 
     def of(self, st: os.stat_result) -> tuple[int, int]:
         return self.ids if self.ids is not None else (st.st_uid, st.st_gid)
 
     def mode(self, st: os.stat_result) -> int:
-        return stat.S_IMODE(st.st_mode) if self.chmod is None else self.chmod
+        if self.chmod is None:
+            return stat.S_IMODE(st.st_mode)
+        return self.chmod.apply(st.st_mode, is_dir=stat.S_ISDIR(st.st_mode))
 
 
 # -- inside the step's helper process -------------------------------------------------------
@@ -104,6 +110,8 @@ def _make_dirs(root: RootDir, rel: str, owner: _Owner) -> list[str]:
 
 def _copy_one(root: RootDir, merged: Path, item: Item, dest: str, owner: _Owner, new_dirs: _Owner) -> None:
     src = item.source
+    if item.subdir:
+        dest = posixpath.join(dest, item.subdir) + ("" if src.is_dir else "/")
     dest_rel = resolve_in_scope(root, dest)
     if item.extract:
         check_archive(src)
@@ -122,7 +130,7 @@ def _copy_one(root: RootDir, merged: Path, item: Item, dest: str, owner: _Owner,
         if created and owner.chmod is not None:
             dirfd, name = root.parent_of(dest_rel)
             try:
-                os.chmod(name, owner.chmod, dir_fd=dirfd, follow_symlinks=False)
+                os.chmod(name, owner.chmod.apply(0o755, is_dir=True), dir_fd=dirfd, follow_symlinks=False)
             finally:
                 os.close(dirfd)
         _copy_tree(root, src, dest_rel, owner, created_top=created)
@@ -134,7 +142,9 @@ def _copy_one(root: RootDir, merged: Path, item: Item, dest: str, owner: _Owner,
     _make_dirs(root, posixpath.dirname(target) or ".", new_dirs)
     dirfd, name = root.parent_of(target)
     st = os.stat(src.path)
-    mode = owner.chmod if owner.chmod is not None else item.mode
+    mode = item.mode
+    if owner.chmod is not None:
+        mode = owner.chmod.apply(st.st_mode if item.mode is None else item.mode, is_dir=False)
     try:
         _write_file(dirfd, name, src.path, mode, item.mtime, owner.of(st))
     finally:

@@ -213,3 +213,23 @@ def apply_exclude(sources: list[Source], exclude: PatternMatcher | None) -> list
     if not exclude:
         return sources
     return [replace(s, exclude=exclude) for s in sources if not (s.name and exclude.excluded(s.name))]
+
+
+def parents_pattern(word: str) -> tuple[str, str]:
+    """COPY --parents: (the pattern to resolve, the prefix its matches lose).  A ``/./`` in
+    the word is the pivot: ``./x/./y/*.txt`` copies ``x/y/a.txt`` as ``y/a.txt``; without one
+    the whole path is kept."""
+    head, pivot, tail = word.partition("/./")
+    if not pivot:
+        return word, ""
+    base = posixpath.normpath(head.lstrip("/")) if head.strip("/") else ""
+    return f"{head}/{tail}", "" if base == "." else base
+
+
+def parents_subdir(source: Source, base: str) -> str:
+    """Where below the destination COPY --parents puts ``source``: its path from ``base``,
+    without its own name for a file (a directory keeps it: its contents go there)."""
+    rel = source.rel if source.rel != "." else ""
+    if base and (rel == base or rel.startswith(base + "/")):
+        rel = rel[len(base):].lstrip("/")
+    return rel if source.is_dir else posixpath.dirname(rel)

@@ -21,11 +21,12 @@ from builder.build.state import Scope, State, StepRef
 from builder.build.steps import CopyFlags, CopySource, CopyStep
 from builder.buildfile import heredoc
 from builder.buildfile.instructions import Add, Copy, Flag
+from builder.context.chmod import parse_chmod
 from builder.context.dockerignore import PatternMatcher
 from builder.context.sources import is_url
 from builder.errors import ContextError
 
-UNSUPPORTED = ("keep-git-dir", "parents")
+UNSUPPORTED = ("keep-git-dir",)
 _CHECKSUM = re.compile(r"sha256:([0-9a-f]{64})\Z")
 
 
@@ -88,17 +89,6 @@ def parse_flags(flags: tuple[Flag, ...], expand_word, step: StepRef) -> CopyFlag
                              "(want sha256:<64 hex digits>)")
         checksum = match.group(1)
     link = first("link") if "link" in values else "false"
-    return CopyFlags(chown=first("chown") or None, chmod=chmod, exclude=exclude,
-                     from_=first("from"), checksum=checksum, link=(link or "true") == "true")
-
-
-def parse_chmod(value: str) -> int:
-    """``--chmod`` as BuildKit takes it: an octal string between 0 and 07777."""
-    try:
-        mode = int(value, 8)
-    except ValueError:
-        mode = -1
-    if not value or not 0 <= mode <= 0o7777:
-        raise ContextError(f"invalid chmod parameter: '{value}'. it should be octal string "
-                           "and between 0 and 07777")
-    return mode
+    parents = first("parents") if "parents" in values else "false"
+    return CopyFlags(chown=first("chown") or None, chmod=chmod, exclude=exclude, from_=first("from"),
+                     checksum=checksum, link=(link or "true") == "true", parents=(parents or "true") == "true")
