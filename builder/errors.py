@@ -104,19 +104,25 @@ class ContextError(PybuildError):
 
 
 class StepError(PybuildError):
-    """A build step failed.  ``str()`` is ``step N/M: RUN <cmd>: exit code X``."""
+    """A build step failed.  ``str()`` is ``Buildfile:LINE: step N/M: RUN <cmd>: exit code X``
+    (without ``FILE:LINE:`` when the step has no position).  ``exit_code``, when given, is
+    what the command exited with (``returncode``); a step error that wraps another error
+    keeps that error's exit status for pybuild (``exit_code`` of the class, per instance)."""
 
     def __init__(self, *, step: int, total: int, instruction: str, reason: str,
-                 exit_code: int | None = None) -> None:
+                 exit_code: int | None = None, file: str = "", line: int = 0) -> None:
         super().__init__(reason)
         self.step = step
         self.total = total
         self.instruction = instruction
         self.reason = reason
         self.returncode = exit_code
+        self.file = file
+        self.line = line
 
     def __str__(self) -> str:
-        return f"step {self.step}/{self.total}: {self.instruction}: {self.reason}"
+        where = f"{self.file}:{self.line}: " if self.file else ""
+        return f"{where}step {self.step}/{self.total}: {self.instruction}: {self.reason}"
 
 
 class LayerError(PybuildError):

@@ -170,3 +170,21 @@ def test_no_command_is_a_usage_error(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr == ("usage: pybuild [--root DIR] COMMAND [ARG...]\n"
                            "pybuild: error: a command is required; see `pybuild --help`\n")
+
+
+@pytest.mark.parametrize("body, needle", [
+    # each failure during a step names the Buildfile, the line and the step (issue 11)
+    pytest.param("ADD ../../etc/passwd /x\n", "forbidden path outside the build context", id="escape"),
+    pytest.param("COPY nothere /x\n", "file not found in build context", id="missing-source"),
+    pytest.param("COPY --from=nosuch /a /b\n", "no stage of that name", id="copy-from-nothing"),
+    pytest.param("RUN --mount=type=secret,id=tok,required true\n", "secret tok is required but was not given",
+                 id="required-secret"),
+    pytest.param("RUN exit 3\n", "exit code 3", id="run-fails"),
+])
+def test_step_errors_say_where(store_root, tmp_path, body, needle):
+    ctx = make_context(tmp_path / "ctx")
+    proc = build(store_root, ctx, buildfile=FROM + body, tag="cli/where", check=False).proc
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"pybuild: error: {tmp_path / 'Buildfile'}:2: step 2/2: "), last
+    assert needle in last

@@ -172,6 +172,9 @@ STAGES = "FROM b AS a\nFROM b AS b\nFROM b AS c\nCOPY --from=b /x /x\nFROM c\nCO
     # ONBUILD's COPY --from runs in a child build, not here
     pytest.param("FROM x AS a\nFROM x\nONBUILD COPY --from=a /a /a\n", None, 1, [1], id="onbuild-ignored"),
     pytest.param("ARG V\nFROM x AS a\nFROM a\n", None, 1, [0, 1], id="from-stage"),
+    # a RUN --mount from= another stage needs it built first
+    pytest.param("FROM x AS tools\nFROM x AS other\nFROM x\nRUN --mount=type=bind,from=tools,target=/t true\n",
+                 None, 2, [0, 2], id="run-mount-from-stage"),
 ])
 def test_plan(text, target, goal, needed):
     p = plan(parse_buildfile(text, file="Buildfile"), target)

@@ -73,7 +73,7 @@ def test_failed_run_stops_the_build_and_leaves_nothing(tmp_path, store_root):
     proc = build(store_root, ctx, tag="t", check=False).proc
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == \
-        "pybuild: error: step 2/3: RUN echo partial > /p && exit 3: exit code 3"
+        f"pybuild: error: {ctx / 'Buildfile'}:2: step 2/3: RUN echo partial > /p && exit 3: exit code 3"
     store = Store(store_root)
     assert "t:latest" not in store.tags()
     assert_clean(store_root, tmp_path)

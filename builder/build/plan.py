@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from builder.buildfile.instructions import Add, Arg, Buildfile, Copy, From, Instruction, Onbuild
+from builder.buildfile.instructions import Add, Arg, Buildfile, Copy, Flag, From, Instruction, Onbuild, Run
 from builder.errors import BuildfileError, UsageError
 
 
@@ -88,19 +88,36 @@ def plan(buildfile: Buildfile, target: str | None) -> StagePlan:
     return StagePlan(meta_args=tuple(meta), stages=stages, target=goal, needed=frozenset(needed))
 
 
+def mount_froms(inst: Run) -> list[tuple[Flag, str]]:
+    """(flag, value) of every literal ``from=`` of a RUN's ``--mount`` flags (``from`` never
+    takes variables, so every one is literal)."""
+    out = []
+    for flag in inst.flags:
+        if flag.name != "mount" or not flag.value:
+            continue
+        for field_ in flag.value.split(","):
+            key, _, value = field_.partition("=")
+            if key.strip().lower() == "from" and value:
+                out.append((flag, value))
+    return out
+
+
 def _stage_name(inst: Instruction) -> str | None:
     assert isinstance(inst, From)
     return inst.stage_name.lower() if inst.stage_name else None
 
 
 def depends_on(stage: Stage, earlier: list[str | None]) -> list[int]:
-    """The earlier stages ``stage`` names literally (FROM, COPY --from; not ONBUILD)."""
+    """The earlier stages ``stage`` names literally (FROM, COPY --from, RUN --mount from=;
+    not ONBUILD)."""
     refs = [stage.base]
     for _, inst in stage.steps[1:]:
         if isinstance(inst, Onbuild):
             continue
         if isinstance(inst, (Add, Copy)):
             refs += [f.value for f in inst.flags if f.name == "from" and f.value]
+        if isinstance(inst, Run):
+            refs += [ref for _, ref in mount_froms(inst)]
     out: list[int] = []
     for ref in refs:
         if ref.isdigit() and int(ref) < len(earlier):

@@ -11,6 +11,7 @@ on failure.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import shutil
 from collections.abc import Iterator
 from dataclasses import replace
@@ -22,11 +23,11 @@ from builder.build.dispatch import dispatch
 from builder.build.dispatch.stage import PROXY_ARGS, dispatch_meta_arg, parse_trigger
 from builder.build.execute import Executor
 from builder.build.log import BuildLog
-from builder.build.plan import Stage, StagePlan, plan
+from builder.build.plan import Stage, StagePlan, mount_froms, plan
 from builder.build.state import BuildOptions, Scope, State, StepRef
 from builder.build.steps import ConfigStep, CopyStep, FromStep, RunStep, Step, WorkdirStep
-from builder.buildfile.instructions import Buildfile, From, Instruction
-from builder.errors import ImageNotFound
+from builder.buildfile.instructions import Buildfile, From, Instruction, Run
+from builder.errors import BuildfileError, ImageNotFound, PybuildError, StepError
 from builder.oci.digest import short_id
 from builder.store.store import Store
 
@@ -65,6 +66,7 @@ class Build:
         total = len(buildfile.instructions)
         plan_ = self._plan = plan(buildfile, self.options.target)
         self.scope = replace(self.scope, escape=buildfile.escape, stage_names=plan_.names)
+        self._check_mount_sources(plan_)
         with self.store.in_use(), self._holding_scratch(), contextlib.closing(self.executor):
             for n, inst in plan_.meta_args:
                 self.log.step(n, total, inst.original)
@@ -92,12 +94,35 @@ class Build:
             self.store.set_tag(tag, image_id)
         return image_id
 
+    def _check_mount_sources(self, plan_: StagePlan) -> None:
+        """Before anything runs: every ``RUN --mount from=`` of a needed stage names an earlier
+        stage or an image of the store (a Buildfile error at the flag otherwise)."""
+        for st in plan_.stages:
+            if st.index not in plan_.needed:
+                continue
+            earlier = [n for n in plan_.names[:st.index]]
+            for _, inst in st.steps:
+                if not isinstance(inst, Run):
+                    continue
+                for flag, ref in mount_froms(inst):
+                    if (ref.isdigit() and int(ref) < st.index) or ref.lower() in earlier:
+                        continue
+                    try:
+                        self.store.resolve(ref)
+                    except ImageNotFound:
+                        close = difflib.get_close_matches(ref.lower(), [n for n in earlier if n], n=1)
+                        hint = f"did you mean from={close[0]}? " if close else ""
+                        raise BuildfileError.at(flag.pos or inst.pos, f"--mount from={ref}: no stage of that "
+                                                "name before this one, and no such image in the store",
+                                                hint=hint + "(name an earlier stage, FROM … AS name, or load the "
+                                                            "image first: pybuild pull/load/import)") from None
+
     def _build_stage(self, st: Stage, total: int) -> str:
         """Build one stage and commit its result as an (untagged) image; return its ID."""
         self.scope = replace(self.scope, stage=st.index)
         state: State | None = None
         for n, inst in st.steps:
-            ref = StepRef(n, total, inst.original)
+            ref = StepRef(n, total, inst.original, inst.pos)
             self.log.step(n, total, inst.original)
             before = len(self.explanations)
             state = self._step(inst, state, ref)
@@ -110,8 +135,19 @@ class Build:
         return image_id
 
     def _step(self, inst: Instruction, state: State | None, ref: StepRef) -> State:
-        """One instruction: its description, then the executor; after FROM, the base
-        image's ONBUILD triggers, as steps of the same number."""
+        """One instruction, errors located: one that says no where (a missing source, a
+        missing image, an archive that does not verify…) becomes the step's, with the
+        Buildfile, the line and the step."""
+        try:
+            return self._run_step(inst, state, ref)
+        except (BuildfileError, StepError):
+            raise
+        except PybuildError as e:
+            raise ref.wrap(e) from e
+
+    def _run_step(self, inst: Instruction, state: State | None, ref: StepRef) -> State:
+        """The description, then the executor; after FROM, the base image's ONBUILD triggers,
+        as steps of the same number."""
         step = dispatch(inst, state, self.scope, ref)
         new = self._execute(step, state, ref)
         if isinstance(step, FromStep) and isinstance(inst, From):

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from builder.errors import StepError
+from builder.buildfile.instructions import Position
+from builder.errors import PybuildError, StepError
 
 if TYPE_CHECKING:
     from builder.build.runmounts import SecretSource
@@ -58,16 +59,25 @@ class State:
 
 @dataclass(frozen=True)
 class StepRef:
-    """Which step is running: ``Step number/total : original``."""
+    """Which step is running: ``Step number/total : original``, and where it is written."""
 
     number: int
     total: int
     original: str
+    pos: Position | None = None
 
     def error(self, reason: str, exit_code: int | None = None) -> StepError:
-        """The error of this step: ``step N/M: <instruction>: <reason>``."""
-        return StepError(step=self.number, total=self.total, instruction=self.original,
-                         reason=reason, exit_code=exit_code)
+        """The error of this step: ``Buildfile:LINE: step N/M: <instruction>: <reason>``."""
+        return StepError(step=self.number, total=self.total, instruction=self.original, reason=reason,
+                         exit_code=exit_code, file=self.pos.file if self.pos else "",
+                         line=self.pos.line if self.pos else 0)
+
+    def wrap(self, error: PybuildError) -> StepError:
+        """``error`` (raised while this step ran, saying no where) as this step's error; pybuild
+        still exits as the original error says (1 for most, 2 for usage)."""
+        wrapped = self.error(str(error))
+        wrapped.exit_code = error.exit_code
+        return wrapped
 
 
 @dataclass(frozen=True)
