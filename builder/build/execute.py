@@ -150,7 +150,8 @@ class Executor:
                 raise ref.error(f"exit code {code}", exit_code=code)
             return mount
         inputs = self._mount_sources().key_inputs(step, ref) if step.mounts else ""
-        return self._cached(state, step, lambda: self._layer_step(state, step.created_by, action, ref),
+        return self._cached(state, step, lambda: self._layer_step(state, step.created_by, action, ref,
+                                                                  explain.run_notes(step)),
                             inputs=inputs)
 
     def _mount_sources(self) -> MountSources:
@@ -233,8 +234,8 @@ class Executor:
         return self._remotes
 
     # -- mount, act, capture, commit ---------------------------------------------------------
-    def _layer_step(self, state: State, created_by: str,
-                    action: Callable[[OverlayMount, Path], OverlayMount], ref: StepRef) -> ImageConfig:
+    def _layer_step(self, state: State, created_by: str, action: Callable[[OverlayMount, Path], OverlayMount],
+                    ref: StepRef, notes: tuple[str, ...] = ()) -> ImageConfig:
         """Mount the union of ``state``'s layers with a fresh upper dir, let ``action`` change
         it, capture the upper dir and commit it as a layer (none if it is empty)."""
         # start-up: a cached build never imports what only a running step needs
@@ -252,7 +253,7 @@ class Executor:
             seen = self._explain_upper(state, step_dir / "upper") if self.options.explain else ()
             cfg, captured = self._commit_upper(state, step_dir, created_by)
             if self.options.explain:
-                self._record(state, cfg, captured, used, seen, created_by, ref)
+                self._record(state, cfg, captured, used, seen, created_by, ref, notes)
             return cfg
         finally:
             shutil.rmtree(step_dir, ignore_errors=True)
@@ -280,7 +281,8 @@ class Executor:
         return tuple(explain.upper_entries(upper, lambda rel: stack.lookup(rel) is not None))
 
     def _record(self, before: State, after: ImageConfig, captured: Captured, mount: OverlayMount,
-                entries: tuple[explain.UpperEntry, ...], created_by: str, ref: StepRef) -> None:
+                entries: tuple[explain.UpperEntry, ...], created_by: str, ref: StepRef,
+                notes: tuple[str, ...]) -> None:
         roles = {self.store.short_layer_path(c): f"layer {i}: {short_id(d)}"
                  for i, (c, d) in enumerate(zip(before.chain, before.config.diff_ids))}
         lowers = tuple(explain.LowerDir(p, roles.get(p, "init layer: mount points for the sandbox"
@@ -295,7 +297,7 @@ class Executor:
             diff_id=captured.diff_id if made else EMPTY_LAYER_DIFF_ID,
             tar_size=captured.size if made else len(EMPTY_TAR),
             parent_chain=before.chain[-1] if before.chain and made else None,
-            chain_id=chain[-1] if made else "", created_by=created_by))
+            chain_id=chain[-1] if made else "", created_by=created_by, notes=notes))
 
     # -- helpers ---------------------------------------------------------------------------
     def image_id_of(self, cfg: ImageConfig) -> str:

@@ -14,6 +14,7 @@ import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from builder.build.steps import RunStep
 from builder.layer import whiteout
 
 EMPTY_NOTE = "empty tar: 1024 zero bytes"
@@ -137,3 +138,29 @@ def config_change(old, new) -> str:
     changed = [f"{k} = {json.dumps(after.get(k))}" for k in sorted(set(before) | set(after))
                if before.get(k) != after.get(k)]
     return "; ".join(changed) or "nothing"
+
+
+_MOUNT_NOTES = {
+    "bind": "bound read-only from {src}; nothing below it is captured",
+    "cache": "a store dir kept across builds (id {id}, sharing={sharing}); its content is never in a layer "
+             "or in the step's cache key",
+    "tmpfs": "a tmpfs that vanishes after the step",
+    "secret": "secret {id}: a read-only file in a tmpfs private to the step; its value is never stored",
+    "ssh": "ssh agent {id}: a socket forwarded for the step only",
+}
+
+
+def run_notes(step: RunStep) -> tuple[str, ...]:
+    """What --explain says of a RUN's mounts and network (never a secret's value)."""
+    notes = []
+    for m in step.mounts:
+        src = (f"stage/image {m.from_}:" if m.from_ else "the context:") + (m.source or "/")
+        text = _MOUNT_NOTES[m.type].format(src=src, id=m.id, sharing=m.sharing)
+        if m.type == "bind" and not m.readonly:
+            text = text.replace("read-only", "writable (writes thrown away)")
+        if m.type == "secret" and m.env:
+            text = f"secret {m.id}: the variable {m.env} of this RUN only; its value is never stored"
+        notes.append(f"mount {m.type} on {m.target or '(env)'}: {text}")
+    if step.network == "none":
+        notes.append("network none: a network namespace of its own, loopback only")
+    return tuple(notes)
