@@ -14,7 +14,7 @@ def test_tutorial_generator_runs_and_shows_the_experiments(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = out.read_text()
-    assert text.count("## ") == 11
+    assert text.count("## ") == 12
     for fact in (
         "hidden by layer 2   /etc/motd",                 # the copy-up: motd in two layers
         "deleted   w      in effect           /etc/issue",  # the whiteout in effect
@@ -25,5 +25,9 @@ def test_tutorial_generator_runs_and_shows_the_experiments(tmp_path):
         "0, 0",                                           # the kernel's 0:0 whiteout device
         "cgi-bin\nindex.html",                            # the whiteout removed: the file is back
         "-> etc/.wh.issue",                               # --explain's tar entry
+        "[2/2] downloaded",                               # a cache mount: filled by the first build,
+        "found in the cache",                             # … found by the second, even with --no-cache
+        "A      drwxr-xr-x   0:0     0      /var/cache/dl",   # the mount point stays, empty
+        "/var/cache/dl   ",                               # df lists the cache mount
     ):
         assert fact in text, fact

@@ -100,6 +100,23 @@ STEPS: list[tuple[str, str, list[str]]] = [
      "upper directory, the tar entry each became, and the diffID and chain ID arithmetic.",
      ["printf 'FROM example/busybox:latest\\nRUN rm /etc/issue && echo hi > /etc/motd\\n' > Buildfile",
       "pybuild build --explain -t explained ."]),
+    ("12. A cache mount: a faster rebuild, and no layer for it",
+     "`RUN --mount=type=cache` (BuildKit's syntax) gives a step a directory that lives in the "
+     "store, not in the image: what a step leaves there is there for the next build, and none of "
+     "it becomes a layer. Here a step \"downloads\" a package (a 3-second sleep) into the cache "
+     "the first time, and finds it there the next time, even with `--no-cache`, which reruns "
+     "every step but, as in BuildKit, keeps cache mounts.",
+     ["printf 'FROM example/busybox:latest\\nRUN --mount=type=cache,target=/var/cache/dl "
+      "sh -c \"test -f /var/cache/dl/pkg && echo found in the cache || "
+      "{ sleep 3; echo pkg > /var/cache/dl/pkg; echo downloaded; }; cp /var/cache/dl/pkg /pkg\"\\n' > Buildfile.cache",
+      "cat Buildfile.cache",
+      "start=$(date +%s); pybuild build --no-cache -f Buildfile.cache -t cached . | grep '^\\['; "
+      "echo \"first build: $(( $(date +%s) - start ))s\"",
+      "start=$(date +%s); pybuild build --no-cache -f Buildfile.cache -t cached . | grep '^\\['; "
+      "echo \"second build: $(( $(date +%s) - start ))s\"",
+      "pybuild run cached cat /pkg",
+      "pybuild diff cached",
+      "pybuild df | tail -3"]),
 ]
 
 
