@@ -17,6 +17,7 @@ copy out of the rootfs.  Docker's classic rules:
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import stat
@@ -160,8 +161,10 @@ def _is_dir_in_root(root: RootDir, rel: str) -> bool:
 
 
 def _write_file(dirfd: int, name: str, src: Path, mode: int | None, mtime: int | None,
-                owner: tuple[int, int] = (0, 0)) -> None:
-    st = os.stat(src)
+                owner: tuple[int, int] = (0, 0), st: os.stat_result | None = None) -> None:
+    """Write ``src``'s content to ``name`` in ``dirfd`` (replacing a non-directory there), then
+    its owner, mode and mtime.  The data is copied by the kernel (sendfile)."""
+    st = st or os.stat(src)
     try:
         old = os.lstat(name, dir_fd=dirfd)
     except FileNotFoundError:
@@ -173,9 +176,11 @@ def _write_file(dirfd: int, name: str, src: Path, mode: int | None, mtime: int |
     fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                  0o600, dir_fd=dirfd)
     try:
-        with open(src, "rb") as f:
-            while chunk := f.read(CHUNK):
-                os.write(fd, chunk)
+        source = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _copy_data(source, fd, src)
+        finally:
+            os.close(source)
         os.fchown(fd, *owner)
         os.fchmod(fd, stat.S_IMODE(st.st_mode) if mode is None else mode)
         t = st.st_mtime_ns if mtime is None else mtime * 10**9
@@ -184,33 +189,54 @@ def _write_file(dirfd: int, name: str, src: Path, mode: int | None, mtime: int |
         os.close(fd)
 
 
+def _copy_data(source: int, target: int, shown: Path) -> None:
+    """All of ``source`` into ``target`` (both at offset 0), in the kernel where it can."""
+    offset = 0
+    while True:
+        try:
+            sent = os.sendfile(target, source, offset, CHUNK)
+        except OSError as e:
+            if offset == 0 and e.errno in (errno.EINVAL, errno.ENOSYS):
+                break                                   # no sendfile between these: read/write
+            raise
+        if sent == 0:
+            return
+        offset += sent
+    while chunk := os.read(source, CHUNK):
+        os.write(target, chunk)
+
+
 def _copy_tree(root: RootDir, src: Source, dest_rel: str, owner: _Owner, *, created_top: bool) -> None:
     """Merge the contents of directory ``src`` into ``dest_rel`` (which exists).  A dest the
-    copy created gets the source directory's mtime; an existing one keeps its own."""
+    copy created gets the source directory's mtime; an existing one keeps its own.
+
+    Directories are opened once: each by name under its parent's fd (``O_NOFOLLOW``), right
+    after ``_make_dir`` made sure it is a real directory, so no path is resolved twice and
+    none can lead out of the root."""
     links: dict[tuple[int, int], str] = {}
     dir_times: list[tuple[str, int]] = []
     top = os.lstat(src.path)
-    for rel, full in walk(src):
-        target = posixpath.join(dest_rel, rel) if dest_rel != "." else rel
-        st = os.lstat(full)
-        dirfd, final = root.parent_of(target)
-        try:
+    dirs = _DirFds(root)
+    try:
+        for rel, full in walk(src):
+            target = posixpath.join(dest_rel, rel) if dest_rel != "." else rel
+            st = os.lstat(full)
+            parent, final = posixpath.split(target)
+            dirfd = dirs.fd(parent or ".")
             if stat.S_ISDIR(st.st_mode):
                 _make_dir(dirfd, final, st, owner)
+                dirs.opened(target, dirfd, final)
                 dir_times.append((target, st.st_mtime_ns))
                 continue
             key = (st.st_dev, st.st_ino)
             if st.st_nlink > 1 and key in links:
                 remove_all(dirfd, final)
-                first_dirfd, first_name = root.parent_of(links[key])
-                try:
-                    os.link(first_name, final, src_dir_fd=first_dirfd, dst_dir_fd=dirfd,
-                            follow_symlinks=False)
-                finally:
-                    os.close(first_dirfd)
+                first_parent, first_name = posixpath.split(links[key])
+                os.link(first_name, final, src_dir_fd=dirs.fd(first_parent or "."), dst_dir_fd=dirfd,
+                        follow_symlinks=False)
                 continue
             if stat.S_ISREG(st.st_mode):
-                _write_file(dirfd, final, Path(full), owner.mode(st), None, owner.of(st))
+                _write_file(dirfd, final, Path(full), owner.mode(st), None, owner.of(st), st)
                 links[key] = target
             elif stat.S_ISLNK(st.st_mode):
                 remove_all(dirfd, final)
@@ -223,8 +249,8 @@ def _copy_tree(root: RootDir, src: Source, dest_rel: str, owner: _Owner, *, crea
                 os.chown(final, *owner.of(st), dir_fd=dirfd, follow_symlinks=False)
                 os.chmod(final, owner.mode(st), dir_fd=dirfd, follow_symlinks=False)
             # sockets are skipped, as every tar writer does
-        finally:
-            os.close(dirfd)
+    finally:
+        dirs.close()
     if created_top:
         dir_times.append((dest_rel, top.st_mtime_ns))
     for rel, mtime in reversed(dir_times):        # children first, so parents keep theirs
@@ -235,6 +261,32 @@ def _copy_tree(root: RootDir, src: Source, dest_rel: str, owner: _Owner, *, crea
             os.utime(final, ns=(mtime, mtime), dir_fd=dirfd, follow_symlinks=False)
         finally:
             os.close(dirfd)
+
+
+class _DirFds:
+    """Open directory fds of one copy, by path relative to the root."""
+
+    def __init__(self, root: RootDir) -> None:
+        self.root = root
+        self._fds: dict[str, int] = {}
+
+    def fd(self, rel: str) -> int:
+        """The fd of directory ``rel`` (resolved inside the root the first time it is asked)."""
+        fd = self._fds.get(rel)
+        if fd is None:
+            fd = self._fds[rel] = self.root.open_dir(rel)
+        return fd
+
+    def opened(self, rel: str, parent: int, name: str) -> None:
+        """Directory ``rel`` was just made sure of as ``name`` in ``parent``: keep its fd."""
+        if rel not in self._fds:
+            self._fds[rel] = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                     dir_fd=parent)
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
 
 
 def _make_dir(dirfd: int, name: str, st: os.stat_result, owner: _Owner) -> None:
