@@ -37,6 +37,7 @@ SAMPLES = [
     pytest.param(errors.ContainerNotFound("no such container: c1"), id="ContainerNotFound"),
     pytest.param(errors.ManifestError("not a schemaVersion 2 manifest"), id="ManifestError"),
     pytest.param(errors.ExpandError("missing '}'"), id="ExpandError"),
+    pytest.param(errors.CIConfigError(".dive-ci:3: unknown rule 'lowest'"), id="CIConfigError"),
 ]
 
 

@@ -15,8 +15,8 @@ replayed as a container sees them (union.py):
 ``reclaimable`` is what a rewritten Buildfile could save: every stored copy except the one the
 final image shows (dive counts that one too: its issue #684).  A duplicate's copy is counted
 apart, as ``duplicate_bytes`` (one path keeps the content: the one written first, then the
-first by name), since keeping two copies can be deliberate.  Directories cost no bytes in dive's sizes (a tar header's size is 0)
-and are left out.  Pure: no I/O.
+first by name), since keeping two copies can be deliberate.  Directories cost no bytes in
+dive's sizes (a tar header's size is 0) and are left out.  Pure: no I/O.
 """
 
 from __future__ import annotations
