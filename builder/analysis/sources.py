@@ -125,14 +125,19 @@ def open_image(source: Source, *, store: Callable[[], Store]) -> Iterator[Image]
         case "docker-archive" | "oci-archive":
             path = Path(source.where)
             if not path.is_file():
-                raise UsageError(f"{source}: no such file")
-            with read_archive(path) as reader:
+                raise ArchiveError(f"{source}: no such file")
+            with contextlib.ExitStack() as stack:
+                try:
+                    reader = stack.enter_context(read_archive(path))
+                except ArchiveError as e:
+                    first = str(e).splitlines()[0].rstrip(":")
+                    raise ArchiveError(f"{source}: not a readable tar archive ({first})") from e
                 yield _from_docker_archive(reader, source) if source.kind == "docker-archive" \
                     else _from_layout(reader, source)
         case "oci":
             path = Path(source.where)
             if not path.is_dir():
-                raise UsageError(f"{source}: no such directory")
+                raise ArchiveError(f"{source}: no such directory")
             yield _from_layout(DirReader(path), source)
         case "docker":
             yield _from_registry(store, source)

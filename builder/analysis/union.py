@@ -68,6 +68,11 @@ class Union:
     def get(self, path: str) -> Visible | None:
         return self.visible.get(path)
 
+    def has_dir(self, path: str) -> bool:
+        """True if ``path`` is a directory of the union, listed or only implied by its children."""
+        vis = self.visible.get(path)
+        return path == "" or (vis.entry.is_dir if vis is not None else bool(self._children.get(path)))
+
     def under(self, path: str) -> Iterator[str]:
         """Every visible path below ``path`` (not ``path`` itself), parents before children."""
         for child in sorted(self._children.get(path, ())):

@@ -62,7 +62,7 @@ def summary(a: Analysis) -> str:
 
 
 def layers_table(a: Analysis) -> str:
-    table = [("LAYER", "SIZE", "ENTRIES", "COMMAND")]
+    table: list[tuple[str, ...]] = [("LAYER", "SIZE", "ENTRIES", "COMMAND")]
     for layer in a.layers:
         cmd = layer.command if len(layer.command) <= 70 else layer.command[:69] + "…"
         table.append((str(layer.index), format_bytes(layer.size), str(len(layer.entries)), cmd))
@@ -76,7 +76,7 @@ def worst_files(a: Analysis, opts: ViewOptions) -> str:
     if not rows:
         return "No wasted files" + (f" of {format_bytes(opts.min_size)} or more" if opts.min_size else "") + "."
     # SAVES: what a rewrite saves (reclaimable + duplicate); STORED: every copy (dive's count)
-    table = [("SAVES", "STORED", "LAYERS", "PATH", "WHY")]
+    table: list[tuple[str, ...]] = [("SAVES", "STORED", "LAYERS", "PATH", "WHY")]
     for w in shown:
         layers = str(w.first) if w.first == w.last else f"{w.first}..{w.last}"
         why = "; ".join(r.describe() for r in w.reasons)
@@ -104,13 +104,13 @@ def range_diff(a: Analysis, opts: ViewOptions) -> str:
     changes = [c for c in aggregate([layer.entries for layer in a.layers], first, last)
                if c.status != UNCHANGED and not _is_dir(c) and c.size >= opts.min_size]
     writer: dict[str, int] = {}                      # the last layer of the range that wrote a path
-    for layer in a.layers[first:last + 1]:
-        writer.update((e.path, layer.index) for e in layer.entries)
+    for info in a.layers[first:last + 1]:
+        writer.update((e.path, info.index) for e in info.entries)
     changes = _sorted_changes(changes, opts.sort, writer)
     what = f"layer {first}" if first == last else f"layers {first}..{last}"
     total = sum(c.size for c in changes if c.status != DELETED)
     head = f"What {what} did, as one diff ({len(changes)} files, {format_bytes(total)} written):"
-    table = [("CHANGE", "SIZE", "LAYER", "PATH")]
+    table: list[tuple[str, ...]] = [("CHANGE", "SIZE", "LAYER", "PATH")]
     for c in changes:
         layer = "-" if c.status == DELETED else str(writer.get(c.path, "-"))
         table.append((c.status, format_bytes(c.size), layer, "/" + c.path))
