@@ -26,7 +26,7 @@ from builder.layer.compression import decompressed
 from builder.layer.whiteout import OPAQUE_MARKER, WHITEOUT_META_PREFIX, WHITEOUT_PREFIX
 
 #: Bytes read at a time while hashing a member's content.
-CHUNK = 1 << 20
+CHUNK = 256 << 10
 
 # tar type flags (the byte in the header; dive's JSON prints its value: "0" is 48)
 REG, LINK, SYMLINK, CHAR, BLOCK, DIR, FIFO = "0", "1", "2", "3", "4", "5", "6"

@@ -88,7 +88,7 @@ def cmd_cp(args: argparse.Namespace) -> int:
     from builder.analysis.extract import copy_out
     from builder.analysis.sources import open_image, parse_source, read_layers
     image_text, sep, path = args.source.rpartition(":/")
-    if not sep or not image_text:
+    if not sep or not image_text or image_text in ("docker-archive", "oci-archive", "oci", "docker"):
         raise UsageError(f"{args.source}: expected IMAGE:/PATH (an absolute path in the image)")
     with open_image(parse_source(image_text), store=lambda: store_of(args)) as image:
         count = len(image.layers)
