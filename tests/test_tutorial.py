@@ -14,7 +14,7 @@ def test_tutorial_generator_runs_and_shows_the_experiments(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = out.read_text()
-    assert text.count("## ") == 11
+    assert text.count("## ") == 12
     for fact in (
         "hidden by layer 2   /etc/motd",                 # the copy-up: motd in two layers
         "deleted   w      in effect           /etc/issue",  # the whiteout in effect
@@ -25,5 +25,9 @@ def test_tutorial_generator_runs_and_shows_the_experiments(tmp_path):
         "0, 0",                                           # the kernel's 0:0 whiteout device
         "cgi-bin\nindex.html",                            # the whiteout removed: the file is back
         "-> etc/.wh.issue",                               # --explain's tar entry
+        "/opt/app.bin   metadata-only copy-up (same content) in layer 2",   # analyze says why
+        "reclaimableBytes   2000000",                     # what the rewrite saves: one copy
+        "FAIL [fail:2 skip:2]\nexit code 1",              # the chmod image fails dive's gates
+        "PASS [pass:2 skip:2]",                           # COPY --chmod passes them
     ):
         assert fact in text, fact
