@@ -82,10 +82,11 @@ def copy_out(image: Image, layers: Sequence[Sequence[Entry]], path: str, dest: P
         top = union.get(rel)
         if top is not None:
             wanted[rel] = top
-    for p in union.under(rel):
-        vis = union.get(p)
-        if vis is not None:
-            wanted[p] = vis
+    if union.has_dir(rel):
+        for p in union.under(rel):
+            vis = union.get(p)
+            if vis is not None:
+                wanted[p] = vis
     base, top_name = _destination(dest, rel)
     out = _Writer(base, top_name, rel, warn)
     try:
@@ -113,6 +114,10 @@ def _write_all(image: Image, union: Union, wanted: dict[str, Visible], out: _Wri
     links: list[tuple[str, str]] = []
     for p, vis in sorted(wanted.items()):
         e = vis.entry
+        above = _non_dir_above(p, wanted)
+        if above is not None:                          # a layer wrote under what is now a symlink
+            out.skip(p, f"it is under the {'symlink' if wanted[above].entry.kind == SYMLINK else 'file'} /{above}")
+            continue
         if e.kind == DIR:
             out.directory(p, e)
         elif e.kind == SYMLINK:
@@ -144,6 +149,17 @@ def _write_all(image: Image, union: Union, wanted: dict[str, Visible], out: _Wri
     for p, target in links:
         out.link(p, target)
     out.finish_dirs()
+
+
+def _non_dir_above(path: str, wanted: dict[str, Visible]) -> str | None:
+    """The nearest path above ``path`` in ``wanted`` that is not a directory, if any."""
+    parent = posixpath.dirname(path)
+    while parent:
+        vis = wanted.get(parent)
+        if vis is not None and not vis.entry.is_dir:
+            return parent
+        parent = posixpath.dirname(parent)
+    return None
 
 
 class _Writer:
