@@ -12,6 +12,9 @@ from analysisfixtures import d, f, opq, wh
 from builder.analysis.efficiency import efficiency
 from builder.analysis.entries import Entry
 from builder.analysis.image import analyze
+from builder.analysis.union import aggregate
+from builder.analysis.views import parse_range
+from builder.errors import UsageError
 from builder.oci.config import History, ImageConfig, RunConfig
 
 A100 = "a" * 100
@@ -92,3 +95,23 @@ def test_each_wasted_path_lists_its_layers_first_and_last() -> None:
     (w,) = [w for w in a.wasted if w.path == "x"]
     assert (w.layers, w.first, w.last, w.copies, w.final_size) == ([0, 1, 3], 0, 3, [100, 100], 0)
     assert w.to_json()["reasons"] == [{"reason": "metadata-only", "layer": 1}, {"reason": "deleted", "layer": 3}]
+
+
+@pytest.mark.parametrize("text, span", [("3..5", (3, 5)), ("3", (3, 3)), ("3..", (3, 9)), ("..5", (0, 5)),
+                                        ("0..9", (0, 9)), (" 2 .. 4 ", (2, 4))])
+def test_layer_ranges(text, span) -> None:
+    assert parse_range(text, 10) == span
+
+
+@pytest.mark.parametrize("text", ["5..3", "10", "-1..2", "a..b", "1...2", "0..10"])
+def test_bad_layer_ranges(text) -> None:
+    with pytest.raises(UsageError, match=r"--layers"):
+        parse_range(text, 10)
+
+
+def test_a_range_of_layers_is_one_diff() -> None:
+    """Added then deleted inside the range: not there at all; changed twice: one modification."""
+    layers = [[f("keep", "k"), f("gone", "g"), f("edit", "1")],
+              [f("tmp", "t"), f("edit", "22")], [wh("tmp"), wh("gone"), f("edit", "333"), f("new", "n")]]
+    got = {(c.path, c.status, c.size) for c in aggregate(layers, 1, 2)}
+    assert got == {("edit", "modified", 3), ("gone", "deleted", 1), ("new", "added", 1)}

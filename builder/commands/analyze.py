@@ -13,6 +13,7 @@ a page to look at, and one file out of an image; from the store, an archive or a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -26,16 +27,13 @@ def _warn(text: str) -> None:
     print(f"pybuild: warning: {text}", file=sys.stderr)
 
 
-def _load(args: argparse.Namespace, text: str, *, layers: int | None = None):
+def _load(args: argparse.Namespace, text: str):
+    """The Analysis of the image ``text`` names (its layers streamed once)."""
     # start-up: only these commands read images this way
-    from builder.analysis.image import analyze, load
-    from builder.analysis.sources import open_image, parse_source, read_layers
-    source = parse_source(text)
-    with open_image(source, store=lambda: store_of(args)) as image:
-        if layers is None:
-            return load(image), image
-        entries = read_layers(image)
-        return analyze(str(source), image.config, [lr.id for lr in image.layers], entries), image
+    from builder.analysis.image import load
+    from builder.analysis.sources import open_image, parse_source
+    with open_image(parse_source(text), store=lambda: store_of(args)) as image:
+        return load(image)
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -55,7 +53,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.ci:                                   # a bad config fails before the image is read
         explicit = args.ci_config is not None
         rules = ci.load_rules(Path(args.ci_config or ".dive-ci"), explicit=explicit, warn=_warn)
-    analysis, _ = _load(args, args.image)
+    analysis = _load(args, args.image)
     if args.json:
         # start-up: only --json needs it
         from builder.analysis.dive_json import dumps, export
@@ -77,7 +75,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if not out.parent.is_dir():
         raise UsageError(f"-o {out}: its directory does not exist")
-    analysis, _ = _load(args, args.image)
+    analysis = _load(args, args.image)
     write_report(analysis, out)
     print(f"wrote {out} ({len(analysis.layers)} layers, efficiency {analysis.dive.score * 100:.2f} %)")
     return 0
@@ -95,8 +93,8 @@ def cmd_cp(args: argparse.Namespace) -> int:
         if args.layer is not None and not 0 <= args.layer < count:
             raise UsageError(f"--layer {args.layer}: the image has layers 0..{count - 1}")
         last = count - 1 if args.layer is None else args.layer
-        sub = image.__class__(image.source, image.config, image.layers[:last + 1], image.image_id)
-        copied = copy_out(image, read_layers(sub), "/" + path, Path(args.dest), warn=_warn)
+        below = dataclasses.replace(image, layers=image.layers[:last + 1])
+        copied = copy_out(image, read_layers(below), "/" + path, Path(args.dest), warn=_warn)
     print(f"copied {copied.files} {'entry' if copied.files == 1 else 'entries'} "
           f"({copied.bytes} bytes) to {args.dest}" + (f"; skipped {copied.skipped}" if copied.skipped else ""))
     return 0
