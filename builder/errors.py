@@ -156,3 +156,10 @@ class ContainerNotFound(PybuildError):
 class ManifestError(PybuildError):
     """A manifest, image index or descriptor is malformed (not JSON, a required field missing
     or of the wrong type).  Readers wrap it in their own error (RegistryError, ArchiveError)."""
+
+
+class CIConfigError(PybuildError):
+    """A CI rules file (``.dive-ci``, --ci-config) is unreadable or has a bad rule or value.
+    Says FILE:LINE of the key."""
+
+    exit_code = 2

@@ -37,6 +37,10 @@ SAMPLES = [
     pytest.param(errors.ContainerNotFound("no such container: c1"), id="ContainerNotFound"),
     pytest.param(errors.ManifestError("not a schemaVersion 2 manifest"), id="ManifestError"),
     pytest.param(errors.ExpandError("missing '}'"), id="ExpandError"),
+    # positional message plus keyword hint and caret text
+    pytest.param(errors.MountError("unexpected key 'targte'", "did you mean target?", at="targte=/x"),
+                 id="MountError"),
+    pytest.param(errors.CIConfigError(".dive-ci:3: unknown rule 'lowest'"), id="CIConfigError"),
 ]
 
 

@@ -14,7 +14,7 @@ def test_tutorial_generator_runs_and_shows_the_experiments(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = out.read_text()
-    assert text.count("## ") == 12
+    assert text.count("## ") == 13
     for fact in (
         "hidden by layer 2   /etc/motd",                 # the copy-up: motd in two layers
         "deleted   w      in effect           /etc/issue",  # the whiteout in effect
@@ -29,5 +29,9 @@ def test_tutorial_generator_runs_and_shows_the_experiments(tmp_path):
         "found in the cache",                             # … found by the second, even with --no-cache
         "A      drwxr-xr-x   0:0     0      /var/cache/dl",   # the mount point stays, empty
         "/var/cache/dl   ",                               # df lists the cache mount
+        "/opt/app.bin   metadata-only copy-up (same content) in layer 2",   # analyze says why
+        "reclaimableBytes   2000000",                     # what the rewrite saves: one copy
+        "FAIL [fail:2 skip:2]\nexit code 1",              # the chmod image fails dive's gates
+        "PASS [pass:2 skip:2]",                           # COPY --chmod passes them
     ):
         assert fact in text, fact

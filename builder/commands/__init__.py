@@ -8,7 +8,8 @@ import argparse
 from pathlib import Path
 
 #: Command modules, in the order they register their commands.
-MODULES = ("build", "syntax", "archive", "images", "containers", "layerdirs", "analysis", "storage", "registry")
+MODULES = ("build", "syntax", "archive", "images", "containers", "layerdirs", "analysis", "analyze", "storage",
+           "registry")
 
 #: Which module registers each command, so that running one imports only its module
 #: (start-up time counts: a warm build should take a fraction of a second).
@@ -20,6 +21,7 @@ COMMANDS = {
     "run": "containers", "commit": "containers", "ps": "containers", "rm": "containers",
     "export-layers": "layerdirs", "import-layers": "layerdirs", "mount": "layerdirs", "umount": "layerdirs",
     "layers": "analysis", "find": "analysis", "diff": "analysis",
+    "analyze": "analyze", "report": "analyze", "cp": "analyze",
     "df": "storage", "prune": "storage", "check": "storage",
     "pull": "registry", "push": "registry", "login": "registry",
 }
@@ -29,7 +31,8 @@ COMMANDS = {
 FAMILIES = (
     ("Build", ("build", "parse", "check-syntax")),
     ("Images", ("images", "history", "inspect", "tag", "rmi", "import", "load", "save")),
-    ("Layers and analysis", ("layers", "find", "diff", "export-layers", "import-layers", "mount", "umount")),
+    ("Layers and analysis", ("layers", "find", "diff", "analyze", "report", "cp", "export-layers",
+                             "import-layers", "mount", "umount")),
     ("Containers", ("run", "commit", "ps", "rm")),
     ("Registry", ("pull", "push", "login")),
     ("Store", ("df", "prune", "check")),

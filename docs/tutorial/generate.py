@@ -100,7 +100,26 @@ STEPS: list[tuple[str, str, list[str]]] = [
      "upper directory, the tar entry each became, and the diffID and chain ID arithmetic.",
      ["printf 'FROM example/busybox:latest\\nRUN rm /etc/issue && echo hi > /etc/motd\\n' > Buildfile",
       "pybuild build --explain -t explained ."]),
-    ("12. A cache mount: a faster rebuild, and no layer for it",
+    ("12. Waste: a chmod copies a file up whole",
+     "The copy-up of experiment 8 has a price in images too. A RUN that only changes a lower "
+     "file's mode, owner or timestamp still copies the whole file into its layer: the image "
+     "stores it twice, and pulling it downloads it twice. `pybuild analyze` gives dive's "
+     "numbers (efficiency, wasted bytes: every copy of a path seen in two or more layers), "
+     "says why each file is wasted, and `reclaimableBytes` counts what a rewritten Buildfile "
+     "saves: every copy but the one the image shows. Here a 2 MB file is copied in, then "
+     "made executable.",
+     ["mkdir waste && head -c 2000000 /dev/zero > waste/app.bin",
+      "printf 'FROM example/busybox:latest\\nCOPY app.bin /opt/app.bin\\nRUN chmod 755 /opt/app.bin\\n' "
+      "> waste/Buildfile && cat waste/Buildfile",
+      "pybuild build -q -t waste waste",
+      "pybuild analyze waste",
+      "pybuild analyze --ci waste || echo \"exit code $?\"",
+      "printf 'FROM example/busybox:latest\\nCOPY --chmod=755 app.bin /opt/app.bin\\n' > waste/Buildfile "
+      "&& cat waste/Buildfile",
+      "pybuild build -q -t waste:fixed waste",
+      "pybuild analyze --limit 3 waste:fixed",
+      "pybuild analyze --ci waste:fixed"]),
+    ("13. A cache mount: a faster rebuild, and no layer for it",
      "`RUN --mount=type=cache` (BuildKit's syntax) gives a step a directory that lives in the "
      "store, not in the image: what a step leaves there is there for the next build, and none of "
      "it becomes a layer. Here a step \"downloads\" a package (a 3-second sleep) into the cache "
