@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ class CopyJob:
     inputs: str
     fn: Callable[..., Any]
     args: tuple[Any, ...]
+    files: dict[str, str] = field(default_factory=dict)   # source path → digest (why a step missed)
 
 
 class SourceReader:
@@ -87,11 +88,12 @@ class SourceReader:
         if not items:
             return CopyJob(step.created_by(checksum([], self.hashes.sha256)), "none", _nothing, ())
         sources = [i.source for i in items]
+        files: dict[str, str] = {}
         inputs = sources_checksum([(s.rel, s.path) for s in sources], self.hashes.sha256,
-                                  walk=lambda n: walk(sources[n])) + \
+                                  walk=lambda n: walk(sources[n]), entries=files) + \
             "".join(f" extract={i.extract} mode={i.mode} mtime={i.mtime} subdir={i.subdir}" for i in items)
         return CopyJob(step.created_by(checksum(items, self.hashes.sha256)), inputs,
-                       filecopy.copy_items, (items, step.target, options))
+                       filecopy.copy_items, (items, step.target, options), files)
 
     def _heredoc(self, source: CopySource) -> filecopy.Item:
         """A heredoc source: a file named like the delimiter, mode 0644, mtime 0."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from builder.build import explain
+from builder.build import cachemiss, explain
 from builder.build.log import BuildLog
 from builder.build.state import BuildOptions, State, StepRef
 from builder.build.steps import ConfigStep, CopyStep, RunStep, Step, WorkdirStep, canonical
@@ -62,6 +62,10 @@ class Executor:
         self.explanations: list[explain.StepExplanation] = []
         self._remotes: list[RemoteCache] | None = None   # --cache-from caches, opened on a miss
         self.image_of = image_of                   # a stage or stored image → its image ID
+        self.records: list[cachemiss.StepRecord] = []      # what each step's key was made of
+        self.previous: cachemiss.Builds = []       # earlier builds of this image, newest first
+        self.hits = 0                              # steps served from the cache (or that would be)
+        self.rerun: int | None = None              # the first step that ran
         self._mounts: MountSources | None = None   # RUN --mount sources, made on first use
 
     # -- FROM ------------------------------------------------------------------------------
@@ -118,7 +122,7 @@ class Executor:
             cfg = replace(state.config, config=step.run_config, author=after.maintainer)
             return cfg.with_history(History(created_by=step.created_by, created=self._now(),
                                             empty_layer=True, author=after.maintainer))
-        return self._cached(after, step, produce)
+        return self._cached(after, step, produce, ref)
 
     # -- layer steps -----------------------------------------------------------------------
     def run(self, state: State, step: RunStep, ref: StepRef) -> State:
@@ -149,10 +153,11 @@ class Executor:
             if code != 0:
                 raise ref.error(f"exit code {code}", exit_code=code)
             return mount
-        inputs = self._mount_sources().key_inputs(step, ref) if step.mounts else ""
+        files: dict[str, str] = {}
+        inputs = self._mount_sources().key_inputs(step, ref, files) if step.mounts else ""
         return self._cached(state, step, lambda: self._layer_step(state, step.created_by, action, ref,
                                                                   explain.run_notes(step)),
-                            inputs=inputs)
+                            ref, inputs=inputs, files=files)
 
     def _mount_sources(self) -> MountSources:
         if self._mounts is None:
@@ -179,14 +184,14 @@ class Executor:
         # start-up: a cached build never imports what only a running step needs
         from builder.context.copy import make_workdir
         after = self._cached(state, step, lambda: self._in_root(state, step.created_by, ref,
-                                                                make_workdir, step.path))
+                                                                make_workdir, step.path), ref)
         rc = replace(after.run_config, working_dir=step.path)
         return replace(after, config=replace(after.config, config=rc))
 
     def copy(self, state: State, step: CopyStep, job: CopyJob, ref: StepRef) -> State:
         """ADD/COPY: ``job`` (see copysources.py) run in a helper on the merged union."""
         return self._cached(state, step, lambda: self._in_root(state, job.created_by, ref, job.fn, *job.args),
-                            inputs=job.inputs)
+                            ref, inputs=job.inputs, files=job.files)
 
     def _in_root(self, state: State, created_by: str, ref: StepRef, fn: Callable[..., Any],
                  *args: Any) -> ImageConfig:
@@ -199,23 +204,42 @@ class Executor:
         return self._layer_step(state, created_by, action, ref)
 
     # -- the cache front -------------------------------------------------------------------
-    def _cached(self, state: State, step: Step, produce: Callable[[], ImageConfig], *,
-                inputs: str = "") -> State:
+    def _cached(self, state: State, step: Step, produce: Callable[[], ImageConfig], ref: StepRef, *,
+                inputs: str = "", files: dict[str, str] | None = None) -> State:
         """Serve the step from the cache, or produce its config and record it.  ``state`` is
-        the state after the step but for its config and layers."""
-        definition = canonical(step) + ("\n" + inputs if inputs else "")
+        the state after the step but for its config and layers.  ``files`` (path → digest) are
+        what the inputs were made of, for saying why a step missed."""
+        description = canonical(step)
+        definition = description + ("\n" + inputs if inputs else "")
         if self.options.source_date_epoch is not None:
             definition += f"\nSOURCE_DATE_EPOCH={self.options.source_date_epoch}"
-        key = step_key(self.image_id_of(state.config), definition)
+        parent = self.image_id_of(state.config)
+        key = step_key(parent, definition)
         self.step_keys.append(key)
-        if not self.options.no_cache and not self.options.explain:
-            hit = self.cache.lookup(key)
-            if hit is None and any(remote.fetch(key) for remote in self._remote_caches()):
-                hit = self.cache.lookup(key)            # the layers came from --cache-from
-            if hit is not None:
-                self.log.note("Using cache")
-                return self._with_config(state, img.parse_config(hit))
+        record = cachemiss.StepRecord(ref.number, ref.original, parent, description, dict(state.args),
+                                      files or {}, inputs if not files else "")
+        self.records.append(record)
+        hit = None if self.options.no_cache else self.cache.lookup(key)
+        if hit is None and not self.options.no_cache and any(remote.fetch(key) for remote in self._remote_caches()):
+            hit = self.cache.lookup(key)                # the layers came from --cache-from
+        if hit is not None and not self.options.explain:
+            self.log.note("Using cache")
+            self.hits += 1
+            return self._with_config(state, img.parse_config(hit))
+        if hit is not None:                             # --explain runs it anyway, to show how
+            self.hits += 1
+            verdict = "hit (a build without --explain takes it from the cache)"
+        else:
+            if self.rerun is None:
+                self.rerun = ref.number
+            verdict = "miss: " + cachemiss.reason(record, cachemiss.closest(record, self.previous),
+                                                  no_cache=self.options.no_cache, rerun=self.rerun)
+        before = len(self.explanations)
         cfg = produce()
+        for i in range(before, len(self.explanations)):
+            self.explanations[i] = replace(self.explanations[i], cache=verdict)
+        if hit is not None:       # explained, but the build goes on from the cached result, so
+            return self._with_config(state, img.parse_config(hit))   # later keys stay the same
         self.cache.record(key, img.config_bytes(cfg))
         return self._with_config(state, cfg)
 

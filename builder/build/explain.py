@@ -52,6 +52,7 @@ class StepExplanation:
     chain_id: str = ""
     created_by: str = ""
     notes: tuple[str, ...] = field(default=())
+    cache: str = ""                            # "hit (…)" or "miss: why"
 
 
 def upper_entries(upper: Path, lower_has) -> list[UpperEntry]:
@@ -97,6 +98,8 @@ def _describe(rel: str, full: str, st: os.stat_result, lower_has) -> UpperEntry:
 
 def render_text(e: StepExplanation) -> str:
     lines = [f"  explain step {e.number}/{e.total}: {e.instruction}"]
+    if e.cache:
+        lines.append(f"    cache: {e.cache}")
     if e.kind == "config":
         lines.append(f"    config only: {e.config_change}; history gets an empty_layer entry")
         lines.append(f"    created_by: {e.created_by}")
@@ -164,3 +167,9 @@ def run_notes(step: RunStep) -> tuple[str, ...]:
     if step.network == "none":
         notes.append("network none: a network namespace of its own, loopback only")
     return tuple(notes)
+
+
+def cache_summary(hits: int, steps: int) -> str:
+    """The line under a --explain build: how many steps the cache serves."""
+    ratio = f"{100 * hits / steps:.0f}%" if steps else "n/a"
+    return f"cache: {hits} of {steps} steps from the cache ({ratio})"

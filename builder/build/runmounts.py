@@ -109,15 +109,16 @@ class MountSources:
     def close(self) -> None:
         self.ssh.close()
 
-    def key_inputs(self, step: RunStep, ref: StepRef) -> str:
+    def key_inputs(self, step: RunStep, ref: StepRef, files: dict[str, str] | None = None) -> str:
         """What beside the description decides the step: a context bind's content, an
-        image bind's image ID.  (A cache's content and a secret's value never do.)"""
+        image bind's image ID.  (A cache's content and a secret's value never do.)  ``files``
+        gets each bound context file's digest."""
         parts = []
         for m in step.mounts:
             if m.type == "bind" and m.from_ is None:
                 source = self._context_source(m, ref)
                 checksum = sources_checksum([(source.rel, source.path)], self.hashes.sha256,
-                                            walk=functools.partial(_walk_one, source))
+                                            walk=functools.partial(_walk_one, source), entries=files)
                 parts.append(f"bind {m.target} {checksum}")
             elif m.type == "bind" and m.from_ is not None:
                 parts.append(f"bind {m.target} from {self._image(m, ref)}")

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from builder.build import explain
+from builder.build import cachemiss, explain
 from builder.build.dispatch import dispatch
 from builder.build.dispatch.stage import PROXY_ARGS, dispatch_meta_arg, parse_trigger
 from builder.build.execute import Executor
@@ -29,7 +30,7 @@ from builder.build.steps import ConfigStep, CopyStep, FromStep, RunStep, Step, W
 from builder.buildfile.instructions import Buildfile, From, Instruction, Run
 from builder.errors import BuildfileError, ImageNotFound, PybuildError, StepError
 from builder.oci.digest import short_id
-from builder.store.store import Store
+from builder.store.store import Store, normalize_tag
 
 if TYPE_CHECKING:
     from builder.build.copysources import SourceReader
@@ -65,6 +66,7 @@ class Build:
             self.log.warn(warning)
         total = len(buildfile.instructions)
         plan_ = self._plan = plan(buildfile, self.options.target)
+        self.executor.previous = cachemiss.load(self._record_path())
         self.scope = replace(self.scope, escape=buildfile.escape, stage_names=plan_.names)
         self._check_mount_sources(plan_)
         with self.store.in_use(), self._holding_scratch(), contextlib.closing(self.executor):
@@ -81,6 +83,7 @@ class Build:
                     continue
                 self._build_stage(st, total)
         self.executor.hashes.save()
+        self._save_records()
         unused = sorted({k for k, _ in self.options.build_args} - self.used_args - PROXY_ARGS)
         if unused:
             self.log.warn(f"one or more build-args {unused} were not consumed")
@@ -93,6 +96,19 @@ class Build:
         for tag in self.options.tags:
             self.store.set_tag(tag, image_id)
         return image_id
+
+    def _record_path(self) -> Path:
+        """Where this build's step records go: by its first tag, else by its Buildfile."""
+        name = normalize_tag(self.options.tags[0]) if self.options.tags else \
+            f"file:{os.path.realpath(self.options.buildfile)}"
+        return self.store.build_record_path(name)
+
+    def _save_records(self) -> None:
+        if self.executor.records:
+            self.store.atomic_write(self._record_path(), cachemiss.dump(self.executor.records, self.executor.previous),
+                                    durable=False)
+        if self.options.explain == "text":
+            self.log.explain(explain.cache_summary(self.executor.hits, len(self.executor.records)))
 
     def _check_mount_sources(self, plan_: StagePlan) -> None:
         """Before anything runs: every ``RUN --mount from=`` of a needed stage names an earlier

@@ -38,7 +38,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.explain == "json":
         # start-up: only this command needs these
         from builder.build.explain import to_json
-        print(json.dumps({"image": image_id, "steps": to_json(session.explanations)}, indent=2))
+        cache = {"hits": session.executor.hits, "steps": len(session.executor.records)}
+        print(json.dumps({"image": image_id, "steps": to_json(session.explanations), "cache": cache}, indent=2))
     elif args.quiet:
         print(image_id)
     else:

@@ -52,17 +52,23 @@ def _file_sha(path: str | Path) -> str:
 
 def sources_checksum(paths: list[tuple[str, Path]], sha256: FileSha, *,
                      walk: Callable[[int], Iterable[tuple[str, str]]] | None = None,
-                     flags: str = "") -> str:
+                     flags: str = "", entries: dict[str, str] | None = None) -> str:
     """The ADD/COPY part of a cache key: for each (name, path) — a file, or a directory
     walked in order — path, type, mode, size, mtime (whole seconds, as in the layer), link
     target and content.  ``walk(i)`` lists directory ``paths[i]``'s entries as (path inside,
     full path) — the context's walk, which leaves .dockerignore'd and --exclude'd entries
     out; by default every entry.  ``flags`` (--chown, --chmod, --exclude … as text) is part
-    of the key too."""
+    of the key too.  ``entries``, when given, gets each entry's path → a short digest of what
+    the key took from it (what --explain compares to say which files changed)."""
     h = hashlib.sha256()
     h.update(f"flags\0{flags}\n".encode("utf-8", "surrogateescape"))
 
-    def add(rel: str, full: str) -> None:
+    def add(name: str, data: bytes) -> None:
+        h.update(data)
+        if entries is not None:
+            entries[name] = hashlib.sha256(data).hexdigest()[:16]
+
+    def add_entry(rel: str, full: str) -> None:
         st = os.lstat(full)
         kind = stat.S_IFMT(st.st_mode)
         body = ""
@@ -71,19 +77,19 @@ def sources_checksum(paths: list[tuple[str, Path]], sha256: FileSha, *,
         elif stat.S_ISLNK(st.st_mode):
             body = os.readlink(full)
         # no uid/gid: ADD/COPY make context files 0:0, so ownership never reaches the layer
-        h.update(f"{rel}\0{kind:o}\0{stat.S_IMODE(st.st_mode):o}\0"
+        add(rel, f"{rel}\0{kind:o}\0{stat.S_IMODE(st.st_mode):o}\0"
                  f"{st.st_size}\0{st.st_mtime_ns // 10**9}\0{body}\n".encode("utf-8", "surrogateescape"))
 
     for n, (name, path) in enumerate(paths):
         if path.is_dir():
             for inner, full in (walk(n) if walk is not None else _walk_all(path)):
-                add(f"{name}/{inner}", full)
-            add(f"{name}/.", str(path))
+                add_entry(f"{name}/{inner}", full)
+            add_entry(f"{name}/.", str(path))
         else:
-            h.update(f"{name}\0".encode("utf-8", "surrogateescape"))
             st = os.stat(path)
-            h.update(f"{stat.S_IMODE(st.st_mode):o}\0{st.st_size}\0{st.st_mtime_ns // 10**9}\0"
-                     f"{sha256(path, st)}\n".encode())
+            add(name, f"{name}\0".encode("utf-8", "surrogateescape") +
+                f"{stat.S_IMODE(st.st_mode):o}\0{st.st_size}\0{st.st_mtime_ns // 10**9}\0"
+                f"{sha256(path, st)}\n".encode())
     return h.hexdigest()
 
 

@@ -28,6 +28,7 @@ relative: those are relative to the root, as overlay mount options (cwd = root) 
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -183,6 +184,12 @@ class StoreLayout:
     def cache_mounts_root(self) -> Path:
         """cache-mounts/: the directories of RUN --mount=type=cache (store/cachemounts.py)."""
         return self.root / "cache-mounts"
+
+    def build_record_path(self, name: str) -> Path:
+        """builds/<sha256(name)>.json: the last build of ``name`` (a tag, or a Buildfile), step by
+        step, for saying why a step misses the cache (build/cachemiss.py)."""
+        (self.root / "builds").mkdir(exist_ok=True)
+        return self.root / "builds" / (hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest() + ".json")
 
     def auth_path(self) -> Path:
         """auth.json: registry credentials stored by ``pybuild login`` (docker's config shape)."""
