@@ -49,6 +49,36 @@ def new_tarinfo(name: str, *, typeflag: bytes, mode: int, uid: int, gid: int, mt
     return info
 
 
+_DEVICES = (tarfile.CHRTYPE, tarfile.BLKTYPE)
+_NO_DEVICE = b"\0" * 16
+_TAIL = b"ustar\x0000" + b"\0" * 64                  # magic, version, empty uname and gname
+
+
+def ustar_header(info: tarfile.TarInfo) -> bytes | None:
+    """The 512 bytes ``info.tobuf(PAX_FORMAT)`` writes for an entry that needs no pax record
+    (ASCII name and link of at most 100 bytes, numbers in range), built directly: tarfile's
+    generic path costs more than the rest of a small file's capture.  None when a pax record
+    is needed; tests/test_tar_writer.py holds both to the same bytes."""
+    name = info.name + "/" if info.type == tarfile.DIRTYPE and not info.name.endswith("/") else info.name
+    if not (name.isascii() and info.linkname.isascii()) or len(name) > 100 or len(info.linkname) > 100:
+        return None
+    uid, gid, size, mtime = info.uid, info.gid, info.size, info.mtime
+    if not (0 <= uid < 0o10000000 and 0 <= gid < 0o10000000 and 0 <= size < 0o100000000000
+            and 0 <= mtime < 0o100000000000):
+        return None
+    if info.type in _DEVICES:
+        if not (0 <= info.devmajor < 0o10000000 and 0 <= info.devminor < 0o10000000):
+            return None
+        device = b"%07o\0%07o\0" % (info.devmajor, info.devminor)
+    else:
+        device = _NO_DEVICE
+    head = (name.encode("ascii").ljust(100, b"\0")
+            + b"%07o\0%07o\0%07o\0%011o\0%011o\0" % (info.mode & 0o7777, uid, gid, size, mtime))
+    tail = info.type + info.linkname.encode("ascii").ljust(100, b"\0") + _TAIL + device + b"\0" * 167
+    checksum = 256 + sum(head) + sum(tail)               # the checksum field counts as 8 spaces
+    return head + b"%06o\0 " % checksum + tail
+
+
 class LayerTarWriter:
     """An uncompressed PAX tar written to ``out`` (owned by the caller, never closed here).
 
@@ -75,7 +105,8 @@ class LayerTarWriter:
             raise LayerError("internal error: add() on a closed layer tar")
         if info.uname or info.gname or isinstance(info.mtime, float):
             raise LayerError(f"internal error: unnormalised tar header for {info.name}")
-        self._write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+        header = None if info.pax_headers else ustar_header(info)
+        self._write(header or info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
         if info.size and info.isreg():
             if data is None:
                 raise LayerError(f"internal error: no data for {info.name}")
