@@ -63,6 +63,8 @@ def ustar_header(info: tarfile.TarInfo) -> bytes | None:
     if not (name.isascii() and info.linkname.isascii()) or len(name) > 100 or len(info.linkname) > 100:
         return None
     uid, gid, size, mtime = info.uid, info.gid, info.size, info.mtime
+    if not isinstance(mtime, int):
+        return None
     if not (0 <= uid < 0o10000000 and 0 <= gid < 0o10000000 and 0 <= size < 0o100000000000
             and 0 <= mtime < 0o100000000000):
         return None
