@@ -15,8 +15,10 @@ for years (moby/buildkit#2567).  Pure but for ``load``/``save``.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 MAX_NAMED = 3          # files named in a reason; the rest are counted
@@ -34,23 +36,56 @@ class StepRecord:
     args: dict[str, str] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)   # path → digest of what the key took
     inputs: str = ""                              # the rest of the key's inputs (image IDs, URLs)
+    files_ref: str = ""                           # digest of ``files`` (how a record on disk names them)
+
+    def saved(self) -> dict[str, object]:
+        """The record as stored: its file map by reference (``files_ref``), not inline."""
+        out = {k: v for k, v in self.__dict__.items() if k != "files"}
+        out["files_ref"] = files_ref(self.files)
+        return out
 
 
 Builds = list[dict[int, StepRecord]]
 
 
+def files_ref(files: dict[str, str]) -> str:
+    """A file map's name on disk: the digest of its canonical JSON ("" for none)."""
+    if not files:
+        return ""
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
 def load(path: Path) -> Builds:
-    """The recorded builds at ``path``, newest first, each its steps by number."""
+    """The recorded builds at ``path``, newest first, each its steps by number (file maps are
+    read only when a reason needs them: ``load_files``)."""
     try:
         return [{s["number"]: StepRecord(**s) for s in build} for build in json.loads(path.read_text())["builds"]]
     except (OSError, ValueError, KeyError, TypeError):
         return []
 
 
-def dump(records: list[StepRecord], earlier: Builds) -> bytes:
-    """This build's records first, then the ``KEEP - 1`` newest earlier ones."""
-    builds = [[asdict(r) for r in records]] + [[asdict(r) for r in b.values()] for b in earlier[:KEEP - 1]]
-    return json.dumps({"builds": builds}, sort_keys=True).encode()
+def save(path: Path, records: list[StepRecord], earlier: Builds, write: Callable[[Path, bytes], None]) -> None:
+    """This build's records first, then the ``KEEP - 1`` newest earlier ones; each file map
+    once, beside them under ``files/`` (a map that did not change is not written again)."""
+    for record in records:
+        ref = files_ref(record.files)
+        target = path.parent / "files" / f"{ref}.json"
+        if ref and not target.exists():
+            target.parent.mkdir(exist_ok=True)
+            write(target, json.dumps(record.files, sort_keys=True).encode("utf-8", "surrogateescape"))
+    builds = [[r.saved() for r in records]] + [[r.__dict__ for r in b.values()] for b in earlier[:KEEP - 1]]
+    write(path, json.dumps({"builds": builds}, sort_keys=True).encode())
+
+
+def load_files(path: Path, record: StepRecord) -> dict[str, str]:
+    """The file map of a loaded ``record`` (records of this build carry theirs)."""
+    if record.files or not record.files_ref:
+        return record.files
+    try:
+        files = json.loads((path.parent / "files" / f"{record.files_ref}.json").read_text())
+        return files if isinstance(files, dict) else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def closest(now: StepRecord, builds: Builds) -> StepRecord | None:
@@ -59,9 +94,11 @@ def closest(now: StepRecord, builds: Builds) -> StepRecord | None:
     return next((r for r in same if r.parent == now.parent), same[0] if same else None)
 
 
-def reason(now: StepRecord, before: StepRecord | None, *, no_cache: bool, rerun: int | None) -> str:
+def reason(now: StepRecord, before: StepRecord | None, *, no_cache: bool, rerun: int | None,
+           files_of: Callable[[StepRecord], dict[str, str]] = lambda r: r.files) -> str:
     """Why ``now`` missed: compared with ``before`` (see ``closest``).  ``rerun`` is the first
-    step of this build that ran (its result is every later parent)."""
+    step of this build that ran (its result is every later parent); ``files_of`` reads a
+    record's file map."""
     if no_cache:
         return "--no-cache: every step runs"
     if before is None:
@@ -78,8 +115,8 @@ def reason(now: StepRecord, before: StepRecord | None, *, no_cache: bool, rerun:
         shown = ", ".join(f"{k}: {before.args.get(k, '(unset)')} → {now.args.get(k, '(unset)')}"
                           for k in changed_args)
         return f"build-arg changed: {shown}"
-    if before.files != now.files:
-        return "context files " + _files(before.files, now.files)
+    if (before.files_ref or files_ref(before.files)) != files_ref(now.files):
+        return "context files " + _files(files_of(before), now.files)
     if before.description != now.description:
         return "what the step does changed: " + _first_difference(before.description, now.description)
     if before.inputs != now.inputs:

@@ -17,10 +17,10 @@ from typing import Any
 from builder.build.state import BuildOptions, StepRef
 from builder.build.steps import CopySource, CopyStep
 from builder.context import archive, copy as filecopy, dockerignore, fromimage
-from builder.context.checksum import checksum, sources_checksum
+from builder.context.checksum import checksum, item_checksums
 from builder.context.dockerignore import PatternMatcher
 from builder.context.download import download
-from builder.context.sources import BuildContext, Source, apply_exclude, is_url, parents_pattern, parents_subdir, walk
+from builder.context.sources import BuildContext, Source, apply_exclude, is_url, parents_pattern, parents_subdir
 from builder.errors import ContextError, PybuildError
 from builder.layer import sandbox
 from builder.layer.overlay import OverlayMount
@@ -87,13 +87,10 @@ class SourceReader:
                             "the destination must be a directory and end with a /")
         if not items:
             return CopyJob(step.created_by(checksum([], self.hashes.sha256)), "none", _nothing, ())
-        sources = [i.source for i in items]
         files: dict[str, str] = {}
-        inputs = sources_checksum([(s.rel, s.path) for s in sources], self.hashes.sha256,
-                                  walk=lambda n: walk(sources[n]), entries=files) + \
-            "".join(f" extract={i.extract} mode={i.mode} mtime={i.mtime} subdir={i.subdir}" for i in items)
-        return CopyJob(step.created_by(checksum(items, self.hashes.sha256)), inputs,
-                       filecopy.copy_items, (items, step.target, options), files)
+        summed, inputs = item_checksums(items, self.hashes.sha256, files)
+        inputs += "".join(f" extract={i.extract} mode={i.mode} mtime={i.mtime} subdir={i.subdir}" for i in items)
+        return CopyJob(step.created_by(summed), inputs, filecopy.copy_items, (items, step.target, options), files)
 
     def _heredoc(self, source: CopySource) -> filecopy.Item:
         """A heredoc source: a file named like the delimiter, mode 0644, mtime 0."""

@@ -57,13 +57,14 @@ class Executor:
         self.log = log
         self.scratch = scratch
         self.cache = BuildCache(store)
-        self.hashes = FileHashes(store)
+        self.hashes = FileHashes(store, options.context)
         self.step_keys: list[str] = []             # every cached step's key, in build order
         self.explanations: list[explain.StepExplanation] = []
         self._remotes: list[RemoteCache] | None = None   # --cache-from caches, opened on a miss
         self.image_of = image_of                   # a stage or stored image → its image ID
         self.records: list[cachemiss.StepRecord] = []      # what each step's key was made of
-        self.previous: cachemiss.Builds = []       # earlier builds of this image, newest first
+        self.record_path: Path | None = None       # where this image's build records are
+        self.previous: cachemiss.Builds | None = None   # earlier builds, newest first (read on a miss)
         self.hits = 0                              # steps served from the cache (or that would be)
         self.rerun: int | None = None              # the first step that ran
         self._mounts: MountSources | None = None   # RUN --mount sources, made on first use
@@ -232,8 +233,7 @@ class Executor:
         else:
             if self.rerun is None:
                 self.rerun = ref.number
-            verdict = "miss: " + cachemiss.reason(record, cachemiss.closest(record, self.previous),
-                                                  no_cache=self.options.no_cache, rerun=self.rerun)
+            verdict = "miss: " + self._miss_reason(record) if self.options.explain else "miss"
         before = len(self.explanations)
         cfg = produce()
         for i in range(before, len(self.explanations)):
@@ -242,6 +242,14 @@ class Executor:
             return self._with_config(state, img.parse_config(hit))   # later keys stay the same
         self.cache.record(key, img.config_bytes(cfg))
         return self._with_config(state, cfg)
+
+    def _miss_reason(self, record: cachemiss.StepRecord) -> str:
+        path = self.record_path
+        if self.previous is None:
+            self.previous = cachemiss.load(path) if path is not None else []
+        return cachemiss.reason(record, cachemiss.closest(record, self.previous), no_cache=self.options.no_cache,
+                                rerun=self.rerun,
+                                files_of=lambda r: cachemiss.load_files(path, r) if path is not None else r.files)
 
     @staticmethod
     def _with_config(state: State, cfg: ImageConfig) -> State:

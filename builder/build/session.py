@@ -66,7 +66,7 @@ class Build:
             self.log.warn(warning)
         total = len(buildfile.instructions)
         plan_ = self._plan = plan(buildfile, self.options.target)
-        self.executor.previous = cachemiss.load(self._record_path())
+        self.executor.record_path = self._record_path()
         self.scope = replace(self.scope, escape=buildfile.escape, stage_names=plan_.names)
         self._check_mount_sources(plan_)
         with self.store.in_use(), self._holding_scratch(), contextlib.closing(self.executor):
@@ -104,9 +104,14 @@ class Build:
         return self.store.build_record_path(name)
 
     def _save_records(self) -> None:
-        if self.executor.records:
-            self.store.atomic_write(self._record_path(), cachemiss.dump(self.executor.records, self.executor.previous),
-                                    durable=False)
+        """Keep this build's step records when a step ran (a fully cached build changes nothing
+        a later miss would be compared with), or when there are none yet."""
+        executor = self.executor
+        path = executor.record_path
+        if executor.records and path is not None and (executor.rerun is not None or not path.exists()):
+            earlier = executor.previous if executor.previous is not None else cachemiss.load(path)
+            cachemiss.save(path, executor.records, earlier,
+                           lambda target, data: self.store.atomic_write(target, data, durable=False))
         if self.options.explain == "text":
             self.log.explain(explain.cache_summary(self.executor.hits, len(self.executor.records)))
 

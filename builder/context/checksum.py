@@ -7,10 +7,12 @@ import hashlib
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from builder.context.copy import Item
-from builder.context.sources import walk
+from builder.context.sources import Source, walk
 from builder.oci.digest import sha256_file
 
 #: ``sha256(path, stat)`` → hex digest of a file's content (the store's FileHashes remembers them)
@@ -44,6 +46,76 @@ def _item_sum(item: Item, _file_sha: Callable[[str | Path], str]) -> str:
             body = "d" if stat.S_ISDIR(st.st_mode) else "o"
         h.update(f"{rel}\0{stat.S_IMODE(st.st_mode):o}\0{body}\n".encode("utf-8", "surrogateescape"))
     return "dir:" + h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Scanned:
+    """One entry of a source, read once: ``rel`` inside it ("" for a file source, "." for a
+    directory source itself), its stat (lstat, but stat for a file source), and its content
+    hash (regular files) or link target (symlinks), "" otherwise."""
+
+    rel: str
+    st: os.stat_result
+    body: str
+
+
+def scan(source: Source, sha256: FileSha) -> list[Scanned]:
+    """Every entry of ``source`` (walked as the copy walks it), read once for both checksums."""
+    if not source.is_dir:
+        st = os.stat(source.path)
+        return [Scanned("", st, sha256(source.path, st))]
+    out = []
+    for rel, full in walk(source):
+        st = os.lstat(full)
+        body = sha256(full, st) if stat.S_ISREG(st.st_mode) else os.readlink(full) if stat.S_ISLNK(st.st_mode) else ""
+        out.append(Scanned(rel, st, body))
+    out.append(Scanned(".", os.lstat(source.path), ""))
+    return out
+
+
+def item_checksums(items: list[Item], sha256: FileSha,
+                   entries: dict[str, str] | None = None) -> tuple[str, str]:
+    """(created_by checksum, cache-key checksum) of ADD/COPY ``items`` from ONE walk of each
+    source: what ``checksum`` and ``sources_checksum`` give, without reading anything twice."""
+    parts = []
+    key = hashlib.sha256(b"flags\0\n")
+    for item in items:
+        scanned = scan(item.source, sha256)
+        name = item.source.rel
+        if not item.source.is_dir:
+            only = scanned[0]
+            parts.append("file:" + only.body)
+            line = (f"{name}\0".encode("utf-8", "surrogateescape") +
+                    f"{stat.S_IMODE(only.st.st_mode):o}\0{only.st.st_size}\0{only.st.st_mtime_ns // 10**9}\0"
+                    f"{only.body}\n".encode())
+            _add(key, entries, name, line)
+            continue
+        created = hashlib.sha256()
+        for entry in scanned:
+            st, mode = entry.st, stat.S_IMODE(entry.st.st_mode)
+            if entry.rel != ".":
+                created.update(f"{entry.rel}\0{mode:o}\0{_shown(st, entry.body)}\n".encode("utf-8", "surrogateescape"))
+            rel = f"{name}/{entry.rel}"
+            _add(key, entries, rel, f"{rel}\0{stat.S_IFMT(st.st_mode):o}\0{mode:o}\0{st.st_size}\0"
+                 f"{st.st_mtime_ns // 10**9}\0{entry.body}\n".encode("utf-8", "surrogateescape"))
+        parts.append("dir:" + created.hexdigest())
+    summed = parts[0] if len(parts) == 1 else "multi:" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    return summed, key.hexdigest()
+
+
+def _shown(st: os.stat_result, body: str) -> str:
+    """An entry as the created_by checksum of a directory names it."""
+    if stat.S_ISLNK(st.st_mode):
+        return "l " + body
+    if stat.S_ISREG(st.st_mode):
+        return "f " + body
+    return "d" if stat.S_ISDIR(st.st_mode) else "o"
+
+
+def _add(key: Any, entries: dict[str, str] | None, name: str, line: bytes) -> None:
+    key.update(line)
+    if entries is not None:
+        entries[name] = hashlib.sha256(line).hexdigest()[:16]
 
 
 def _file_sha(path: str | Path) -> str:

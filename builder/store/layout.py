@@ -12,7 +12,7 @@ Layout under the root (default /var/lib/pybuild, or $PYBUILD_ROOT):
     images/<id-hex>             the manifest digest of each stored image
     tags.json                   {"name:tag": "sha256:<image id>"}
     cache/<key hex>             build-cache entries (cache.py)
-    cache/.filehashes.json      remembered sha256 of context files (filehashes.FileHashes)
+    cache/.contexts/<…>.json    remembered sha256 of one context's files (filehashes.FileHashes)
     cache/.<kind>-<key>         memos: small remembered answers (COPY --from: .copyfrom-<key>)
     containers/<name>/          kept containers: meta.json, upper/, work/, merged/ (runtime)
     registry/…                  what the store remembers about registries (registry/records.py)
@@ -127,10 +127,16 @@ class StoreLayout:
 
     def cache_entries(self) -> list[Path]:
         """Every build-cache entry (hex-named files of cache/; not file hashes or memos), sorted."""
-        return sorted((self.root / "cache").glob("[0-9a-f]*"))
+        return sorted(p for p in (self.root / "cache").glob("[0-9a-f]*") if is_digest("sha256:" + p.name))
 
-    def file_hashes_path(self) -> Path:
-        return self.root / "cache" / ".filehashes.json"
+    def context_index_path(self, context: str) -> Path:
+        """cache/.contexts/<sha256(context)[:32]>.json: the remembered hashes of one build
+        context's files (store/filehashes.py)."""
+        name = hashlib.sha256(context.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+        return self.root / "cache" / ".contexts" / f"{name}.json"
+
+    def context_indexes(self) -> list[Path]:
+        return sorted((self.root / "cache" / ".contexts").glob("*.json"))
 
     def memo_path(self, kind: str, key: str) -> Path:
         """``cache/.<kind>-<key>``: a small remembered answer (COPY --from keeps the checksum
@@ -142,7 +148,7 @@ class StoreLayout:
 
     def memo_paths(self) -> list[Path]:
         """Every memo (``cache/.<kind>-<key>``) of every kind, sorted."""
-        return sorted(p for p in (self.root / "cache").glob(".*-*") if p != self.file_hashes_path())
+        return sorted((self.root / "cache").glob(".*-*"))
 
     # -- containers --------------------------------------------------------------------------
     def container_dir(self, name: str) -> Path:

@@ -113,7 +113,8 @@ def prune(store: Store, *, all_cache: bool = False, cache_mounts: bool = False) 
                 entry.unlink(missing_ok=True)
                 removed["cache_entries"] += 1
         if all_cache:
-            store.file_hashes_path().unlink(missing_ok=True)
+            for index in store.context_indexes():          # remembered context file hashes
+                index.unlink(missing_ok=True)
             for memo in store.memo_paths():             # COPY --from checksums and the like
                 remove_entry(memo)
         reach, _ = _roots(store, with_cache=True)
