@@ -17,13 +17,14 @@ def cmd_build(args: argparse.Namespace) -> int:
     from builder.build.log import BuildLog
     from builder.build.session import Build
     from builder.build.state import BuildOptions
-    from builder.buildfile.parse import parse_file
+    from builder.store.parsecache import load_buildfile
 
     context = Path(args.context)
     buildfile = Path(args.file) if args.file else context / "Buildfile"
     if not args.file and not buildfile.exists() and (context / "Dockerfile").exists():
         buildfile = context / "Dockerfile"
-    parsed = parse_file(buildfile)
+    store = store_of(args)
+    parsed = load_buildfile(store, buildfile)
     # with --explain=json the JSON is the only thing on stdout; the build log goes to stderr
     log = BuildLog(out=sys.stderr if args.explain == "json" else None, quiet=args.quiet)
     options = BuildOptions(buildfile=buildfile, context=context, tags=tuple(args.tag),
@@ -33,7 +34,7 @@ def cmd_build(args: argparse.Namespace) -> int:
                            pull=args.pull or os.environ.get("PYBUILD_PULL") or "missing",
                            insecure=args.insecure, cache_from=tuple(args.cache_from),
                            cache_to=args.cache_to, secrets=_secrets(args.secret), ssh=_ssh(args.ssh))
-    session = Build(store_of(args), options, log)
+    session = Build(store, options, log)
     image_id = session.run(parsed)
     if args.explain == "json":
         # start-up: only this command needs these

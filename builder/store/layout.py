@@ -13,6 +13,7 @@ Layout under the root (default /var/lib/pybuild, or $PYBUILD_ROOT):
     tags.json                   {"name:tag": "sha256:<image id>"}
     cache/<key hex>             build-cache entries (cache.py)
     cache/.contexts/<…>.json    remembered sha256 of one context's files (filehashes.FileHashes)
+    cache/.parsed/<key>         remembered parses of Buildfiles (parsecache.py)
     cache/.<kind>-<key>         memos: small remembered answers (COPY --from: .copyfrom-<key>)
     containers/<name>/          kept containers: meta.json, upper/, work/, merged/ (runtime)
     registry/…                  what the store remembers about registries (registry/records.py)
@@ -134,6 +135,10 @@ class StoreLayout:
         context's files (store/filehashes.py)."""
         name = hashlib.sha256(context.encode("utf-8", "surrogateescape")).hexdigest()[:32]
         return self.root / "cache" / ".contexts" / f"{name}.json"
+
+    def parsed_path(self, key: str) -> Path:
+        """cache/.parsed/<key>: a remembered parse of a Buildfile (store/parsecache.py)."""
+        return self.root / "cache" / ".parsed" / key
 
     def context_indexes(self) -> list[Path]:
         return sorted((self.root / "cache" / ".contexts").glob("*.json"))
