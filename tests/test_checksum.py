@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from builder.context.checksum import checksum, item_checksums, sources_checksum
-from builder.context.copy import Item
+from builder.context.item import Item
 from builder.context.sources import BuildContext, walk
 from builder.oci.digest import sha256_file_hex
 

@@ -12,21 +12,21 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from builder.build.state import BuildOptions, StepRef
 from builder.build.steps import CopySource, CopyStep
-from builder.context import archive, copy as filecopy, dockerignore, fromimage
+from builder.context import dockerignore
 from builder.context.checksum import checksum, item_checksums
 from builder.context.dockerignore import PatternMatcher
-from builder.context.download import download
+from builder.context.item import CopyOptions, Item
 from builder.context.sources import BuildContext, Source, apply_exclude, is_url, parents_pattern, parents_subdir
 from builder.errors import ContextError, PybuildError
-from builder.layer import sandbox
-from builder.layer.overlay import OverlayMount
-from builder.runtime.mount import image_overlay
 from builder.store.filehashes import FileHashes
 from builder.store.store import Store
+
+if TYPE_CHECKING:
+    from builder.layer.overlay import OverlayMount
 
 
 @dataclass(frozen=True)
@@ -56,17 +56,19 @@ class SourceReader:
 
     def job(self, step: CopyStep, ref: StepRef) -> CopyJob:
         exclude = PatternMatcher.parse(list(step.flags.exclude)) or None
-        options = filecopy.CopyOptions(chown=step.flags.chown, chmod=step.flags.chmod,
-                                       preserve_owner=step.flags.from_ is not None)
+        options = CopyOptions(chown=step.flags.chown, chmod=step.flags.chmod,
+                              preserve_owner=step.flags.from_ is not None)
         if step.flags.from_ is not None:
             return self._from_image(step, ref, options, exclude)
         context = BuildContext(self.options.context,
                                ignore=dockerignore.load(self.options.buildfile, self.options.context))
-        items: list[filecopy.Item] = []
+        items: list[Item] = []
         for source in step.sources:
             if source.heredoc is not None:
                 items.append(self._heredoc(source))
             elif is_url(source.word):
+                # start-up: only an ADD of a URL downloads
+                from builder.context.download import download
                 items.append(download(source.word, self.scratch(), step.flags.checksum))
             elif step.flags.parents:
                 pattern, base = parents_pattern(source.word)
@@ -75,24 +77,23 @@ class SourceReader:
                 except ContextError:
                     continue                      # BuildKit: with --parents a missing source is skipped
                 for found in apply_exclude(matches, exclude):
-                    items.append(filecopy.Item(source=found, subdir=parents_subdir(found, base)))
+                    items.append(Item(source=found, subdir=parents_subdir(found, base)))
             else:
                 for found in apply_exclude(context.resolve(source.word), exclude):
-                    items.append(filecopy.Item(source=found, extract=step.keyword == "ADD"
-                                               and archive.is_archive(found)))
+                    items.append(Item(source=found, extract=step.keyword == "ADD" and _is_archive(found)))
         if not items and not step.flags.parents:
             raise ref.error("no source files were specified (all excluded)")
         if len(items) > 1 and not step.dest.endswith("/") and not step.flags.parents:
             raise ref.error(f"When using {step.keyword} with more than one source file, "
                             "the destination must be a directory and end with a /")
         if not items:
-            return CopyJob(step.created_by(checksum([], self.hashes.sha256)), "none", _nothing, ())
+            return CopyJob(step.created_by(checksum([], self.hashes.sha256)), "none", run_copy, ("nothing",))
         files: dict[str, str] = {}
         summed, inputs = item_checksums(items, self.hashes.sha256, files)
         inputs += "".join(f" extract={i.extract} mode={i.mode} mtime={i.mtime} subdir={i.subdir}" for i in items)
-        return CopyJob(step.created_by(summed), inputs, filecopy.copy_items, (items, step.target, options), files)
+        return CopyJob(step.created_by(summed), inputs, run_copy, ("context", items, step.target, options), files)
 
-    def _heredoc(self, source: CopySource) -> filecopy.Item:
+    def _heredoc(self, source: CopySource) -> Item:
         """A heredoc source: a file named like the delimiter, mode 0644, mtime 0."""
         assert source.heredoc is not None
         path = self.scratch() / f"heredoc-{os.urandom(6).hex()}" / source.heredoc
@@ -101,11 +102,13 @@ class SourceReader:
         os.chmod(path, 0o644)
         os.utime(path, (0, 0))
         found = Source(path=path, name=source.heredoc, rel=f"<<{source.heredoc}", is_dir=False)
-        return filecopy.Item(source=found, mode=0o644, mtime=0)
+        return Item(source=found, mode=0o644, mtime=0)
 
-    def _from_image(self, step: CopyStep, ref: StepRef, options: filecopy.CopyOptions,
+    def _from_image(self, step: CopyStep, ref: StepRef, options: CopyOptions,
                     exclude: PatternMatcher | None) -> CopyJob:
         """COPY --from: sources from another image's union (checksummed in a first helper)."""
+        # start-up: only COPY --from mounts another image
+        from builder.runtime.mount import image_overlay
         value = step.flags.from_
         assert value is not None
         try:
@@ -123,8 +126,8 @@ class SourceReader:
         if count > 1 and not step.dest.endswith("/") and not step.flags.parents:
             raise ref.error(f"When using {step.keyword} with more than one source file, "
                             "the destination must be a directory and end with a /")
-        return CopyJob(step.created_by(sums), f"from={image_id}", fromimage.copy_from_image,
-                       (image, words, step.target, options, exclude, step.flags.parents))
+        return CopyJob(step.created_by(sums), f"from={image_id}", run_copy,
+                       ("image", image, words, step.target, options, exclude, step.flags.parents))
 
     def _from_checksum(self, image: OverlayMount, image_id: str, words: list[str],
                        exclude: PatternMatcher | None, parents: bool) -> tuple[str, int]:
@@ -140,10 +143,28 @@ class SourceReader:
             return sums, count
         except (FileNotFoundError, ValueError):
             pass
+        # start-up: only a COPY --from whose sources' checksum is not remembered yet
+        from builder.context import fromimage
+        from builder.layer import sandbox
         sums, count = sandbox.call_in_root(image, fromimage.source_checksum, words, exclude, parents)
         self.store.atomic_write(memo, json.dumps([sums, count]).encode(), durable=False)
         return sums, count
 
 
-def _nothing(merged: Path) -> None:
-    """COPY --parents whose sources all were missing: nothing to copy (as BuildKit)."""
+def run_copy(merged: Path, kind: str, *args: Any) -> None:
+    """In the step's helper: copy ``kind`` "context" (context/copy.py), "image" (COPY --from,
+    context/fromimage.py) or "nothing" (COPY --parents whose sources all were missing)."""
+    if kind == "context":
+        # start-up: the copying code only where a copy runs
+        from builder.context.copy import copy_items
+        copy_items(merged, *args)
+    elif kind == "image":
+        # start-up: the copying code only where a copy runs
+        from builder.context.fromimage import copy_from_image
+        copy_from_image(merged, *args)
+
+
+def _is_archive(source: Source) -> bool:
+    # start-up: only ADD looks inside its sources
+    from builder.context.archive import is_archive
+    return is_archive(source)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from builder.context.copy import Item
+from builder.context.item import Item
 from builder.context.sources import Source, walk
 from builder.oci.digest import sha256_file
 

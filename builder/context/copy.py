@@ -26,37 +26,13 @@ from pathlib import Path
 
 from builder.context.archive import check_archive
 from builder.context.chmod import Chmod
+from builder.context.item import CopyOptions, Item
 from builder.context.owner import resolve_owner
 from builder.context.sources import Source, walk
 from builder.errors import ContextError, LayerError
 from builder.layer.root import RootDir, remove_all, resolve_in_scope
 from builder.layer.unpack import extract_archive, open_maybe_compressed
 from builder.oci.digest import CHUNK
-
-
-@dataclass(frozen=True)
-class Item:
-    """One thing to copy.  ``mode``/``mtime`` override the source's (downloads); ``subdir``
-    (COPY --parents) is where below the destination it goes: a file into ``dest/subdir/``,
-    a directory's contents into ``dest/subdir``."""
-
-    source: Source
-    extract: bool = False
-    mode: int | None = None
-    mtime: int | None = None
-    subdir: str = ""
-
-
-@dataclass(frozen=True)
-class CopyOptions:
-    """How the copied entries are owned and moded.  ``chown`` is the expanded ``--chown``
-    value (resolved inside the helper, against the destination rootfs); None means 0:0, or
-    the source's own ids when ``preserve_owner`` (``COPY --from``).  ``chmod`` None keeps the
-    source's permission bits."""
-
-    chown: str | None = None
-    chmod: Chmod | None = None
-    preserve_owner: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,9 +59,9 @@ def make_workdir(merged: Path, path: str) -> None:
         os.close(root.open_dir(resolve_in_scope(root, path), create=True))
 
 
-def copy_items(merged: Path, items: list[Item], dest: str,
-               options: CopyOptions = CopyOptions()) -> None:
+def copy_items(merged: Path, items: list[Item], dest: str, options: CopyOptions | None = None) -> None:
     """Copy every item to ``dest`` (absolute inside the rootfs) by docker's rules."""
+    options = options or CopyOptions()
     with RootDir(merged) as root:
         ids = resolve_owner(root, options.chown) if options.chown else None
         owner = _Owner(ids if ids is not None or options.preserve_owner else (0, 0), options.chmod)

@@ -9,7 +9,7 @@ import posixpath
 import urllib.parse
 from pathlib import Path
 
-from builder.context.copy import Item
+from builder.context.item import Item
 from builder.context.sources import Source
 from builder.errors import ContextError
 from builder.oci.digest import CHUNK, sha256_file

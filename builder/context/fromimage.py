@@ -12,8 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from builder.context.checksum import checksum
-from builder.context.copy import CopyOptions, Item, copy_items
+from builder.context.copy import copy_items
 from builder.context.dockerignore import PatternMatcher
+from builder.context.item import CopyOptions, Item
 from builder.context.sources import BuildContext, apply_exclude, parents_pattern, parents_subdir
 from builder.errors import ContextError
 from builder.layer import overlay

@@ -8,9 +8,6 @@ none before Python 3.14); a multi-frame zstd stream is read to its end, frame af
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import lzma
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -56,15 +53,19 @@ def open_decompressed(path: str | Path) -> BinaryIO:
 
 
 def _reader(kind: str | None, src: Any) -> Any:
+    # start-up: each decompressor only for data compressed that way
     if kind == "gzip":
+        import gzip
         return gzip.GzipFile(fileobj=src, mode="rb")
     if kind == "bzip2":
+        import bz2
         return bz2.BZ2File(src)
     if kind == "xz":
+        import lzma
         return lzma.LZMAFile(src)
     if kind == "zstd":
         try:
-            import zstandard
+            import zstandard  # start-up: only for zstd data
         except ImportError:
             raise LayerError("zstd-compressed data, but the zstandard package is not installed") from None
         return zstandard.ZstdDecompressor().stream_reader(src, read_across_frames=True, closefd=False)
