@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from buildfixtures import pybuild
 
 from builder.buildfile import parse as parse_module
 from builder.errors import BuildfileError
@@ -96,3 +97,14 @@ def test_corrupt_entry_is_parsed_again(tmp_path, counted):
     os.chmod(entry, 0o600)
     assert parsecache.load_buildfile(store, bf) == parse_module.parse_file(bf)
     assert len(counted) == 3
+
+
+def test_prune_all_forgets_parses(tmp_path):
+    store = Store(tmp_path / "store")
+    bf = tmp_path / "Buildfile"
+    bf.write_text(BUILDFILE)
+    parsecache.load_buildfile(store, bf)
+    pybuild("prune", root=store.root)
+    assert len(entries(store)) == 1
+    pybuild("prune", "--all", root=store.root)
+    assert entries(store) == []

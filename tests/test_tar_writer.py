@@ -3,12 +3,16 @@ writes for every entry that needs no pax record, and steps aside for the others.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import tarfile
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from builder.layer.tar_writer import new_tarinfo, ustar_header
+from builder.errors import LayerError
+from builder.layer.tar_writer import BLOCK, LayerTarWriter, new_tarinfo, ustar_header
+from builder.oci.digest import CHUNK
 
 TYPES = [tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.CHRTYPE,
          tarfile.BLKTYPE, tarfile.FIFOTYPE]
@@ -43,3 +47,29 @@ def test_pax_cases_fall_back(name, link, uid, size):
     info = new_tarinfo(name, typeflag=tarfile.REGTYPE, mode=0o644, uid=uid, gid=0, mtime=0, size=size,
                        linkname=link)
     assert ustar_header(info) is None
+
+
+@pytest.mark.parametrize("size", [0, 1, 511, 512, 513, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 7])
+def test_file_entry_reads_back_as_written(size):
+    """Small files (one write) and big ones (chunks) give the same tar: tarfile reads it back."""
+    data = bytes(range(256)) * (size // 256 + 1)
+    out = io.BytesIO()
+    writer = LayerTarWriter(out)
+    writer.add(new_tarinfo("f", typeflag=tarfile.REGTYPE, mode=0o644, uid=0, gid=0, mtime=1, size=size),
+               io.BytesIO(data[:size]))
+    digest, total = writer.close()
+    raw = out.getvalue()
+    assert total == len(raw) == BLOCK + -(-size // BLOCK) * BLOCK + 2 * BLOCK
+    assert digest == "sha256:" + hashlib.sha256(raw).hexdigest()
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        member = tar.getmember("f")
+        assert (member.size, tar.extractfile(member).read()) == (size, data[:size])
+
+
+@pytest.mark.parametrize("size", [10, CHUNK + 10])
+@pytest.mark.parametrize("change, message", [(-1, "shrank"), (+1, "grew")])
+def test_file_that_changed_size_is_an_error(size, change, message):
+    writer = LayerTarWriter(io.BytesIO())
+    info = new_tarinfo("f", typeflag=tarfile.REGTYPE, mode=0o644, uid=0, gid=0, mtime=1, size=size)
+    with pytest.raises(LayerError, match=message):
+        writer.add(info, io.BytesIO(b"x" * (size + change)))

@@ -39,6 +39,7 @@ class CopyJob:
     fn: Callable[..., Any]
     args: tuple[Any, ...]
     files: dict[str, str] = field(default_factory=dict)   # source path → digest (why a step missed)
+    leaves_files: bool = False     # ``fn`` takes ``upper=`` and may leave files to write there
 
 
 class SourceReader:
@@ -91,7 +92,8 @@ class SourceReader:
         files: dict[str, str] = {}
         summed, inputs = item_checksums(items, self.hashes.sha256, files)
         inputs += "".join(f" extract={i.extract} mode={i.mode} mtime={i.mtime} subdir={i.subdir}" for i in items)
-        return CopyJob(step.created_by(summed), inputs, run_copy, ("context", items, step.target, options), files)
+        return CopyJob(step.created_by(summed), inputs, run_copy, ("context", items, step.target, options), files,
+                       leaves_files=True)
 
     def _heredoc(self, source: CopySource) -> Item:
         """A heredoc source: a file named like the delimiter, mode 0644, mtime 0."""
@@ -151,17 +153,19 @@ class SourceReader:
         return sums, count
 
 
-def run_copy(merged: Path, kind: str, *args: Any) -> None:
+def run_copy(merged: Path, kind: str, *args: Any, upper: Path | None = None) -> Any:
     """In the step's helper: copy ``kind`` "context" (context/copy.py), "image" (COPY --from,
-    context/fromimage.py) or "nothing" (COPY --parents whose sources all were missing)."""
+    context/fromimage.py) or "nothing" (COPY --parents whose sources all were missing).
+    Returns what a context copy left to write into ``upper`` (``copy_items``), or None."""
     if kind == "context":
         # start-up: the copying code only where a copy runs
         from builder.context.copy import copy_items
-        copy_items(merged, *args)
-    elif kind == "image":
+        return copy_items(merged, *args, upper=upper)
+    if kind == "image":
         # start-up: the copying code only where a copy runs
         from builder.context.fromimage import copy_from_image
         copy_from_image(merged, *args)
+    return None
 
 
 def _is_archive(source: Source) -> bool:

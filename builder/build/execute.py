@@ -15,6 +15,7 @@ import shutil
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -191,8 +192,32 @@ class Executor:
 
     def copy(self, state: State, step: CopyStep, job: CopyJob, ref: StepRef) -> State:
         """ADD/COPY: ``job`` (see copysources.py) run in a helper on the merged union."""
-        return self._cached(state, step, lambda: self._in_root(state, job.created_by, ref, job.fn, *job.args),
-                            ref, inputs=job.inputs, files=job.files)
+        produce = (lambda: self._copy_layer(state, step, job, ref)) if job.leaves_files else \
+            (lambda: self._in_root(state, job.created_by, ref, job.fn, *job.args))
+        return self._cached(state, step, produce, ref, inputs=job.inputs, files=job.files)
+
+    def _copy_layer(self, state: State, step: CopyStep, job: CopyJob, ref: StepRef) -> ImageConfig:
+        """A copy of a context directory: the helper leaves its new files, which are then
+        written into the upper dir here, unchanged ones linked from the step's previous layer
+        (copyreuse.py)."""
+        # start-up: a cached build never imports what only a running step needs
+        from builder.build.copyreuse import LayerReuse, memo_key
+        from builder.context.copy import finish_copy
+        from builder.layer import sandbox
+        reuse = LayerReuse(self.store, self.hashes, memo_key(self.image_id_of(state.config), canonical(step)))
+
+        def action(mount: OverlayMount, step_dir: Path) -> OverlayMount:
+            leftover = sandbox.call_in_root(mount, partial(job.fn, upper=step_dir / "upper"), *job.args)
+            if leftover is not None:
+                finish_copy(step_dir / "upper", leftover, reuse.offer)
+            return mount
+        try:
+            cfg = self._layer_step(state, job.created_by, action, ref)
+        finally:
+            reuse.close()
+        made = len(cfg.diff_ids) > len(state.config.diff_ids)
+        reuse.remember(chain_ids(cfg.diff_ids)[-1] if made else None)
+        return cfg
 
     def _in_root(self, state: State, created_by: str, ref: StepRef, fn: Callable[..., Any],
                  *args: Any) -> ImageConfig:
@@ -258,6 +283,8 @@ class Executor:
         return replace(state, config=cfg, chain=state.chain if same else tuple(chain_ids(cfg.diff_ids)))
 
     def _remote_caches(self) -> list[RemoteCache]:
+        if not self.options.cache_from:
+            return []
         if self._remotes is None:
             # start-up: a cached build never imports what only a running step needs
             from builder.registry.remote_cache import RemoteCache

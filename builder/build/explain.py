@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -58,20 +59,21 @@ class StepExplanation:
 def upper_entries(upper: Path, lower_has) -> list[UpperEntry]:
     """Walk an upper dir (sorted, parents first) and describe each entry and its tar form.
     ``lower_has(rel)`` tells whether a path exists in the layers below (for "copied up")."""
-    out: list[UpperEntry] = []
+    found: list[tuple[str, str, os.stat_result]] = []
     for dirpath, dirnames, filenames in os.walk(upper):
         dirnames.sort()
         rel_dir = os.path.relpath(dirpath, upper)
         for name in sorted(dirnames + filenames):
             full = os.path.join(dirpath, name)
-            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-            st = os.lstat(full)
-            out.append(_describe(rel, full, st, lower_has))
+            found.append((name if rel_dir == "." else f"{rel_dir}/{name}", full, os.lstat(full)))
+    here = Counter((st.st_dev, st.st_ino) for _, _, st in found if st.st_nlink > 1)
+    out = [_describe(rel, full, st, lower_has, here[(st.st_dev, st.st_ino)]) for rel, full, st in found]
     out.sort(key=lambda e: e.path.encode("utf-8", "surrogateescape"))
     return out
 
 
-def _describe(rel: str, full: str, st: os.stat_result, lower_has) -> UpperEntry:
+def _describe(rel: str, full: str, st: os.stat_result, lower_has, links_here: int = 1) -> UpperEntry:
+    """One upper dir entry; ``links_here`` is how many names its inode has in this upper dir."""
     parent, _, name = rel.rpartition("/")
     prefix = f"{parent}/" if parent else ""
     mode = f"{stat.S_IMODE(st.st_mode):04o} {st.st_uid}:{st.st_gid}"
@@ -89,8 +91,10 @@ def _describe(rel: str, full: str, st: os.stat_result, lower_has) -> UpperEntry:
     if stat.S_ISLNK(st.st_mode):
         return UpperEntry(rel, f"symlink -> {os.readlink(full)}, {how}", (rel,))
     if stat.S_ISREG(st.st_mode):
-        links = f", {st.st_nlink} links" if st.st_nlink > 1 else ""
-        return UpperEntry(rel, f"file {mode} {st.st_size} bytes{links}, {how}", (rel,))
+        links = f", {links_here} links" if links_here > 1 else ""
+        shared = "; unchanged since the step last ran: hardlinked from its previous layer, not copied" \
+            if st.st_nlink > max(links_here, 1) else ""
+        return UpperEntry(rel, f"file {mode} {st.st_size} bytes{links}, {how}{shared}", (rel,))
     kind = "fifo" if stat.S_ISFIFO(st.st_mode) else "device" if stat.S_ISCHR(st.st_mode) or \
         stat.S_ISBLK(st.st_mode) else "special"
     return UpperEntry(rel, f"{kind} {mode}, {how}", (rel,))

@@ -13,6 +13,11 @@ copy out of the rootfs.  Docker's classic rules:
 - inside a copied directory, symlinks stay symlinks and hardlinks stay hardlinks;
 - ADD extracts a local tar archive (plain, gzip, bzip2, xz) into dest; a URL is downloaded
   (mode 0600, mtime from Last-Modified) and never extracted; COPY never extracts.
+
+A copy of one context directory may leave its new regular files for later (``upper``): they
+are then written straight into the step's upper dir once the union is unmounted
+(``finish_copy``), where an unchanged file can be hardlinked from the layer the same step made
+before instead of copied (build/copyreuse.py).  What ends up in the upper dir is the same.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ import errno
 import os
 import posixpath
 import stat
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder.context.archive import check_archive
@@ -51,6 +57,34 @@ class _Owner:
         return self.chmod.apply(st.st_mode, is_dir=stat.S_ISDIR(st.st_mode))
 
 
+@dataclass(frozen=True)
+class Deferred:
+    """A regular file a copy left to write once the union is unmounted: ``target`` (in the
+    root) gets ``source``'s content, with this mode, owner and mtime."""
+
+    target: str
+    source: str
+    mode: int
+    uid: int
+    gid: int
+    mtime_ns: int
+    size: int
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """What a copy left for ``finish_copy``: its files, then the directory mtimes to set again
+    (children first) since adding the files changed them."""
+
+    files: list[Deferred] = field(default_factory=list)
+    dir_times: list[tuple[str, int]] = field(default_factory=list)
+
+
+#: ``reuse(file)``: an open (directory fd, name) of a file with exactly the deferred file's
+#: content and metadata, to hardlink instead of copying; None to copy.  The caller closes nothing.
+Reuse = Callable[[Deferred], "tuple[int, str] | None"]
+
+
 # -- inside the step's helper process -------------------------------------------------------
 def make_workdir(merged: Path, path: str) -> None:
     """WORKDIR: ``mkdir -p`` inside the rootfs (root-owned, 0755), nothing if it exists.
@@ -59,15 +93,79 @@ def make_workdir(merged: Path, path: str) -> None:
         os.close(root.open_dir(resolve_in_scope(root, path), create=True))
 
 
-def copy_items(merged: Path, items: list[Item], dest: str, options: CopyOptions | None = None) -> None:
-    """Copy every item to ``dest`` (absolute inside the rootfs) by docker's rules."""
+def copy_items(merged: Path, items: list[Item], dest: str, options: CopyOptions | None = None, *,
+               upper: Path | None = None) -> Leftover | None:
+    """Copy every item to ``dest`` (absolute inside the rootfs) by docker's rules.
+
+    With ``upper`` (the union's upper dir) and a single directory to copy, the directory's new
+    regular files (not hardlinked in the source, nothing at their place in the union) are
+    returned for ``finish_copy`` instead of written; their directories are in the upper dir."""
     options = options or CopyOptions()
+    leftover = Leftover() if upper is not None and len(items) == 1 and items[0].source.is_dir \
+        and not items[0].extract else None
     with RootDir(merged) as root:
         ids = resolve_owner(root, options.chown) if options.chown else None
         owner = _Owner(ids if ids is not None or options.preserve_owner else (0, 0), options.chmod)
         new_dirs = _Owner(ids or (0, 0), None)
         for item in items:
-            _copy_one(root, merged, item, dest, owner, new_dirs)
+            _copy_one(root, merged, item, dest, owner, new_dirs, leftover)
+        if leftover is not None and upper is not None:
+            _parents_up(root, upper, leftover)
+    return leftover
+
+
+def _parents_up(root: RootDir, upper: Path, leftover: Leftover) -> None:
+    """Make sure the directory of every left file is in the upper dir: one that only a lower
+    layer has is copied up (overlay copies up on any change of attributes: its owner is set to
+    what it is).  A file whose directory still is not there is written now, through the union."""
+    in_upper: dict[str, bool] = {}
+    keep: list[Deferred] = []
+    with RootDir(upper) as up:
+        for f in leftover.files:
+            parent = posixpath.dirname(f.target) or "."
+            if parent not in in_upper:
+                if parent != "." and up.lstat(parent) is None:
+                    dirfd, name = root.parent_of(parent)
+                    try:
+                        st = os.lstat(name, dir_fd=dirfd)
+                        os.chown(name, st.st_uid, st.st_gid, dir_fd=dirfd, follow_symlinks=False)
+                    finally:
+                        os.close(dirfd)
+                found = up.lstat(parent)
+                in_upper[parent] = found is not None and stat.S_ISDIR(found.st_mode)
+            if in_upper[parent]:
+                keep.append(f)
+                continue
+            dirfd, name = root.parent_of(f.target)
+            try:
+                _write_file(dirfd, name, Path(f.source), f.mode, None, (f.uid, f.gid))
+            finally:
+                os.close(dirfd)
+    leftover.files[:] = keep
+
+
+# -- in pybuild, after the helper unmounted the union ----------------------------------------
+def finish_copy(upper: Path, leftover: Leftover, reuse: Reuse | None = None) -> None:
+    """Write the files a copy left (``copy_items`` with ``upper``) into the upper dir: each a
+    hardlink to what ``reuse`` offers, else a copy of its source; then set the directories'
+    mtimes again.  Every path is resolved inside ``upper``."""
+    with RootDir(upper) as root:
+        dirs = _DirFds(root)
+        try:
+            for f in leftover.files:
+                parent, final = posixpath.split(f.target)
+                dirfd = dirs.fd(parent or ".")
+                offered = reuse(f) if reuse is not None else None
+                if offered is not None:
+                    try:
+                        os.link(offered[1], final, src_dir_fd=offered[0], dst_dir_fd=dirfd, follow_symlinks=False)
+                        continue
+                    except OSError:        # EMLINK, a layer removed meanwhile …: copy instead
+                        pass
+                _write_file(dirfd, final, Path(f.source), f.mode, None, (f.uid, f.gid))
+        finally:
+            dirs.close()
+        _set_dir_times(root, leftover.dir_times)
 
 
 def _make_dirs(root: RootDir, rel: str, owner: _Owner) -> list[str]:
@@ -85,7 +183,8 @@ def _make_dirs(root: RootDir, rel: str, owner: _Owner) -> list[str]:
     return missing
 
 
-def _copy_one(root: RootDir, merged: Path, item: Item, dest: str, owner: _Owner, new_dirs: _Owner) -> None:
+def _copy_one(root: RootDir, merged: Path, item: Item, dest: str, owner: _Owner, new_dirs: _Owner,
+              leftover: Leftover | None) -> None:
     src = item.source
     if item.subdir:
         dest = posixpath.join(dest, item.subdir) + ("" if src.is_dir else "/")
@@ -110,7 +209,7 @@ def _copy_one(root: RootDir, merged: Path, item: Item, dest: str, owner: _Owner,
                 os.chmod(name, owner.chmod.apply(0o755, is_dir=True), dir_fd=dirfd, follow_symlinks=False)
             finally:
                 os.close(dirfd)
-        _copy_tree(root, src, dest_rel, owner, created_top=created)
+        _copy_tree(root, src, dest_rel, owner, created_top=created, leftover=leftover)
         return
     existing = root.lstat(dest_rel) if dest_rel != "." else os.stat(merged)
     into_dir = dest.endswith("/") or dest_rel == "." or (
@@ -182,9 +281,11 @@ def _copy_data(source: int, target: int, shown: Path) -> None:
         os.write(target, chunk)
 
 
-def _copy_tree(root: RootDir, src: Source, dest_rel: str, owner: _Owner, *, created_top: bool) -> None:
+def _copy_tree(root: RootDir, src: Source, dest_rel: str, owner: _Owner, *, created_top: bool,
+               leftover: Leftover | None = None) -> None:
     """Merge the contents of directory ``src`` into ``dest_rel`` (which exists).  A dest the
-    copy created gets the source directory's mtime; an existing one keeps its own.
+    copy created gets the source directory's mtime; an existing one keeps its own.  New
+    regular files go to ``leftover``, when given (see ``copy_items``).
 
     Directories are opened once: each by name under its parent's fd (``O_NOFOLLOW``), right
     after ``_make_dir`` made sure it is a real directory, so no path is resolved twice and
@@ -212,6 +313,10 @@ def _copy_tree(root: RootDir, src: Source, dest_rel: str, owner: _Owner, *, crea
                         follow_symlinks=False)
                 continue
             if stat.S_ISREG(st.st_mode):
+                if leftover is not None and st.st_nlink == 1 and _absent(dirfd, final):
+                    leftover.files.append(Deferred(target, full, owner.mode(st), *owner.of(st),
+                                                   st.st_mtime_ns, st.st_size))
+                    continue
                 _write_file(dirfd, final, Path(full), owner.mode(st), None, owner.of(st), st)
                 links[key] = target
             elif stat.S_ISLNK(st.st_mode):
@@ -229,6 +334,12 @@ def _copy_tree(root: RootDir, src: Source, dest_rel: str, owner: _Owner, *, crea
         dirs.close()
     if created_top:
         dir_times.append((dest_rel, top.st_mtime_ns))
+    _set_dir_times(root, dir_times)
+    if leftover is not None:
+        leftover.dir_times.extend(dir_times)
+
+
+def _set_dir_times(root: RootDir, dir_times: list[tuple[str, int]]) -> None:
     for rel, mtime in reversed(dir_times):        # children first, so parents keep theirs
         if rel == ".":
             continue
@@ -237,6 +348,14 @@ def _copy_tree(root: RootDir, src: Source, dest_rel: str, owner: _Owner, *, crea
             os.utime(final, ns=(mtime, mtime), dir_fd=dirfd, follow_symlinks=False)
         finally:
             os.close(dirfd)
+
+
+def _absent(dirfd: int, name: str) -> bool:
+    try:
+        os.lstat(name, dir_fd=dirfd)
+    except FileNotFoundError:
+        return True
+    return False
 
 
 class _DirFds:

@@ -81,6 +81,11 @@ def ustar_header(info: tarfile.TarInfo) -> bytes | None:
     return head + b"%06o\0 " % checksum + tail
 
 
+def _padding(size: int) -> bytes:
+    """The zeros that take ``size`` bytes of data to a whole number of blocks."""
+    return b"\0" * (-size % BLOCK)
+
+
 class LayerTarWriter:
     """An uncompressed PAX tar written to ``out`` (owned by the caller, never closed here).
 
@@ -107,27 +112,40 @@ class LayerTarWriter:
             raise LayerError("internal error: add() on a closed layer tar")
         if info.uname or info.gname or isinstance(info.mtime, float):
             raise LayerError(f"internal error: unnormalised tar header for {info.name}")
-        header = None if info.pax_headers else ustar_header(info)
-        self._write(header or info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
-        if info.size and info.isreg():
-            if data is None:
-                raise LayerError(f"internal error: no data for {info.name}")
-            self._copy(info, data)
+        header = (None if info.pax_headers else ustar_header(info)) or \
+            info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+        if not (info.size and info.isreg()):
+            self._write(header)
+            return
+        if data is None:
+            raise LayerError(f"internal error: no data for {info.name}")
+        if info.size < CHUNK:                 # a small file: header, data and padding in one write
+            body = data.read(info.size + 1)
+            self._check_size(info, len(body))
+            self._write(header + body + _padding(info.size))
+            return
+        self._write(header)
+        self._copy(info, data)
 
     def _copy(self, info: tarfile.TarInfo, data: BinaryIO) -> None:
         left = info.size
         while left:
             chunk = data.read(min(CHUNK, left))
             if not chunk:
-                raise LayerError(f"{info.name}: file shrank while being read "
-                                 f"({info.size - left} of {info.size} bytes)")
+                self._check_size(info, info.size - left)
             self._write(chunk)
             left -= len(chunk)
-        if data.read(1):
+        self._check_size(info, info.size + len(data.read(1)))
+        if info.size % BLOCK:
+            self._write(_padding(info.size))
+
+    @staticmethod
+    def _check_size(info: tarfile.TarInfo, read: int) -> None:
+        """``read`` bytes came where the header says ``info.size`` (one more: it grew)."""
+        if read < info.size:
+            raise LayerError(f"{info.name}: file shrank while being read ({read} of {info.size} bytes)")
+        if read > info.size:
             raise LayerError(f"{info.name}: file grew while being read")
-        remainder = info.size % BLOCK
-        if remainder:
-            self._write(b"\0" * (BLOCK - remainder))
 
     def _write(self, data: bytes) -> None:
         self._out.write(data)

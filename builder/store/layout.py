@@ -14,7 +14,8 @@ Layout under the root (default /var/lib/pybuild, or $PYBUILD_ROOT):
     cache/<key hex>             build-cache entries (cache.py)
     cache/.contexts/<…>.json    remembered sha256 of one context's files (filehashes.FileHashes)
     cache/.parsed/<key>         remembered parses of Buildfiles (parsecache.py)
-    cache/.<kind>-<key>         memos: small remembered answers (COPY --from: .copyfrom-<key>)
+    cache/.<kind>-<key>         memos: small remembered answers (COPY --from: .copyfrom-<key>;
+                                what a COPY's last layer holds: .copylayer-<key>)
     containers/<name>/          kept containers: meta.json, upper/, work/, merged/ (runtime)
     registry/…                  what the store remembers about registries (registry/records.py)
     mnt/empty                   an empty dir: the second lower of a one-layer ``pybuild mount``
@@ -139,6 +140,9 @@ class StoreLayout:
     def parsed_path(self, key: str) -> Path:
         """cache/.parsed/<key>: a remembered parse of a Buildfile (store/parsecache.py)."""
         return self.root / "cache" / ".parsed" / key
+
+    def parsed_paths(self) -> list[Path]:
+        return sorted((self.root / "cache" / ".parsed").glob("*"))
 
     def context_indexes(self) -> list[Path]:
         return sorted((self.root / "cache" / ".contexts").glob("*.json"))

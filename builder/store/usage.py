@@ -117,6 +117,8 @@ def prune(store: Store, *, all_cache: bool = False, cache_mounts: bool = False) 
                 index.unlink(missing_ok=True)
             for memo in store.memo_paths():             # COPY --from checksums and the like
                 remove_entry(memo)
+            for parsed in store.parsed_paths():         # remembered Buildfile parses
+                parsed.unlink(missing_ok=True)
         reach, _ = _roots(store, with_cache=True)
         with store.lock():
             for chain in store.stored_layers():
@@ -129,7 +131,21 @@ def prune(store: Store, *, all_cache: bool = False, cache_mounts: bool = False) 
                 if digest not in reach.blobs:
                     store.remove_blob(digest)
                     removed["blobs"] += 1
+            for memo in store.memo_paths():
+                if not _memo_resolves(store, memo):
+                    remove_entry(memo)
     return removed
+
+
+def _memo_resolves(store: Store, memo: Path) -> bool:
+    """False for a memo that names a layer (``{"chain": …}``: build/copyreuse.py) the store
+    no longer has; memos of other shapes are kept."""
+    try:
+        named = json.loads(memo.read_bytes())
+    except (OSError, ValueError):
+        return False
+    chain = named.get("chain") if isinstance(named, dict) else None
+    return not isinstance(chain, str) or store.has_layer(chain)
 
 
 def _entry_resolves(store: Store, entry: Path) -> bool:
