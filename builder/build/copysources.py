@@ -169,6 +169,8 @@ def run_copy(merged: Path, kind: str, *args: Any, upper: Path | None = None) -> 
 
 
 def _is_archive(source: Source) -> bool:
-    # start-up: only ADD looks inside its sources
+    if source.is_dir:
+        return False
+    # start-up: only ADD of a file looks inside it
     from builder.context.archive import is_archive
     return is_archive(source)

@@ -19,11 +19,11 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from builder.build import cachemiss, explain
+from builder.build import cachemiss
 from builder.build.log import BuildLog
 from builder.build.state import BuildOptions, State, StepRef
 from builder.build.steps import ConfigStep, CopyStep, RunStep, Step, WorkdirStep, canonical
-from builder.errors import ImageNotFound, RegistryError, StoreError
+from builder.errors import ImageNotFound, LayerError, RegistryError, StoreError
 from builder.inspect.table import human_size
 from builder.oci import config as img
 from builder.oci.config import History, ImageConfig
@@ -33,6 +33,7 @@ from builder.store.filehashes import FileHashes
 from builder.store.store import Store
 
 if TYPE_CHECKING:       # imported where a step really runs: a cached build never needs them
+    from builder.build import explain
     from builder.build.copysources import CopyJob
     from builder.build.runmounts import MountSources, Prepared
     from builder.layer.overlay import OverlayMount
@@ -117,6 +118,8 @@ class Executor:
 
         def produce() -> ImageConfig:
             if self.options.explain:
+                # start-up: only --explain describes steps
+                from builder.build import explain
                 self.explanations.append(explain.StepExplanation(
                     number=ref.number, total=ref.total, instruction=ref.original, kind="config",
                     config_change=explain.config_change(state.run_config, step.run_config),
@@ -129,10 +132,9 @@ class Executor:
     # -- layer steps -----------------------------------------------------------------------
     def run(self, state: State, step: RunStep, ref: StepRef) -> State:
         """RUN: execute the command over the union; capture what it changed."""
-        # start-up: a cached build never imports what only a running step needs
-        from builder.layer import sandbox
-
         def action(mount: OverlayMount, step_dir: Path) -> OverlayMount:
+            # start-up: a cached build never imports what only a running step needs
+            from builder.layer import sandbox
             init = step_dir / "init"
             sandbox.make_init_layer(init, self._stack(state), sandbox.host_files())
             mount = replace(mount, lowers=(os.path.relpath(init, self.store.root),) + mount.lowers)
@@ -157,9 +159,11 @@ class Executor:
             return mount
         files: dict[str, str] = {}
         inputs = self._mount_sources().key_inputs(step, ref, files) if step.mounts else ""
-        return self._cached(state, step, lambda: self._layer_step(state, step.created_by, action, ref,
-                                                                  explain.run_notes(step)),
-                            ref, inputs=inputs, files=files)
+        def produce() -> ImageConfig:
+            # start-up: only a RUN that runs needs its notes
+            from builder.build.explain import run_notes
+            return self._layer_step(state, step.created_by, action, ref, run_notes(step))
+        return self._cached(state, step, produce, ref, inputs=inputs, files=files)
 
     def _mount_sources(self) -> MountSources:
         if self._mounts is None:
@@ -321,9 +325,12 @@ class Executor:
         # start-up: a cached build never imports what only a running step needs
         from builder.layer.capture import capture
         tar_path = step_dir / "layer.tar"
-        with open(tar_path, "wb") as out, self.log.bar("capturing layer") as done:
-            cap = capture(step_dir / "upper", out, on_progress=done,
-                          mtime_clamp=self.options.source_date_epoch)
+        try:
+            with open(tar_path, "wb") as out, self.log.bar("capturing layer") as done:
+                cap = capture(step_dir / "upper", out, on_progress=done,
+                              mtime_clamp=self.options.source_date_epoch)
+        except OSError as e:      # closing the tar flushes it: a full disk can show up only here
+            raise LayerError(f"write the layer tar: {e.strerror}") from e
         history = History(created_by=created_by, created=self._now(), author=state.maintainer)
         base = replace(state.config, author=state.maintainer)
         if cap.diff_id == EMPTY_LAYER_DIFF_ID:
@@ -336,12 +343,16 @@ class Executor:
 
     # -- --explain ---------------------------------------------------------------------------
     def _explain_upper(self, state: State, upper: Path) -> tuple[explain.UpperEntry, ...]:
+        # start-up: only --explain describes steps
+        from builder.build import explain
         stack = self._stack(state)
         return tuple(explain.upper_entries(upper, lambda rel: stack.lookup(rel) is not None))
 
     def _record(self, before: State, after: ImageConfig, captured: Captured, mount: OverlayMount,
                 entries: tuple[explain.UpperEntry, ...], created_by: str, ref: StepRef,
                 notes: tuple[str, ...]) -> None:
+        # start-up: only --explain describes steps
+        from builder.build import explain
         roles = {self.store.short_layer_path(c): f"layer {i}: {short_id(d)}"
                  for i, (c, d) in enumerate(zip(before.chain, before.config.diff_ids))}
         lowers = tuple(explain.LowerDir(p, roles.get(p, "init layer: mount points for the sandbox"

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from builder.build import cachemiss, explain
+from builder.build import cachemiss
 from builder.build.dispatch import dispatch
 from builder.build.dispatch.stage import PROXY_ARGS, dispatch_meta_arg, parse_trigger
 from builder.build.execute import Executor
@@ -33,6 +33,7 @@ from builder.oci.digest import short_id
 from builder.store.store import Store, normalize_tag
 
 if TYPE_CHECKING:
+    from builder.build import explain
     from builder.build.copysources import SourceReader
 
 
@@ -113,7 +114,9 @@ class Build:
             cachemiss.save(path, executor.records, earlier,
                            lambda target, data: self.store.atomic_write(target, data, durable=False))
         if self.options.explain == "text":
-            self.log.explain(explain.cache_summary(self.executor.hits, len(self.executor.records)))
+            # start-up: only --explain describes steps
+            from builder.build.explain import cache_summary
+            self.log.explain(cache_summary(self.executor.hits, len(self.executor.records)))
 
     def _check_mount_sources(self, plan_: StagePlan) -> None:
         """Before anything runs: every ``RUN --mount from=`` of a needed stage names an earlier
@@ -148,8 +151,10 @@ class Build:
             before = len(self.explanations)
             state = self._step(inst, state, ref)
             if self.options.explain == "text":
+                # start-up: only --explain describes steps
+                from builder.build.explain import render_text
                 for e in self.explanations[before:]:
-                    self.log.explain(explain.render_text(e))
+                    self.log.explain(render_text(e))
             self.log.note(short_id(self.executor.image_id_of(state.config)))
         assert state is not None, "a stage starts with FROM"
         self.stage_images[st.index] = image_id = self.executor.commit_image(state)
