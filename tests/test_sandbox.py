@@ -19,7 +19,9 @@ from imagecheck import history_lines, layer_lines, mounts_under, validate_image
 
 from builder.store.store import Store
 
-MARKER = "987.25"             # a sleep length no other process on the machine uses
+#: A sleep length no other process uses (this test run's pid in the digits: suites running
+#: side by side must not take each other's sleepers for their own).
+MARKER = f"987.{os.getpid():07d}"
 
 
 def run_output(proc) -> list[str]:
