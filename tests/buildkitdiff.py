@@ -125,7 +125,7 @@ def build_both(docker: DockerDaemon, root: Path, tmp: Path, name: str, case: Cas
     docker_file = tmp / "Dockerfile"
     docker_text = case.docker_text if case.docker_text is not None else case.text
     docker_file.write_text(docker_text)
-    bk = docker.buildkit("--network", "none", *secret_args, *case.args, *case.docker_args,
+    bk = docker.buildkit(*secret_args, *case.args, *case.docker_args,
                          "-f", str(docker_file), "-t", theirs_tag, str(ctx), env=env)
     assert "resolve docker.io" not in bk.stdout, f"BuildKit tried to pull:\n{bk.stdout}"
     docker.run("save", "-o", str(tmp / "bk.tar"), theirs_tag)
@@ -218,15 +218,14 @@ def buildkit_outputs(output: str, text: str) -> dict[int, list[str]]:
     """Instruction number (pybuild's numbering: every instruction of ``text``, global ARGs
     included) → the lines its RUN printed, from BuildKit's plain progress
     (``#V [stage i/n] …`` names vertex V, ``#V 0.123 line`` is its output)."""
-    stages = _stage_starts(text)
+    stages = _stage_vertices(text)
     vertex: dict[str, int] = {}
     out: dict[int, list[str]] = {}
     for line in output.splitlines():
         m = _BK_HEADER.match(line)
         if m:
-            stage = m.group(2)
-            first = stages[stage.lower()] if stage else stages["stage-0"]
-            vertex[m.group(1)] = first + int(m.group(3)) - 1
+            numbers = stages[(m.group(2) or "stage-0").lower()]
+            vertex[m.group(1)] = numbers[int(m.group(3)) - 1]
             continue
         m = _BK_OUTPUT.match(line)
         if m and m.group(1) in vertex:
@@ -234,21 +233,28 @@ def buildkit_outputs(output: str, text: str) -> dict[int, list[str]]:
     return out
 
 
-def _stage_starts(text: str) -> dict[str, int]:
-    """Stage name (``stage-K`` and its AS name, lower case) → the number of its FROM among
-    all instructions (1-based).  Enough of a parser for the 1.2 spellings: continuations,
+#: The instructions BuildKit makes a vertex of, and so counts in ``[stage i/n]``.
+_VERTICES = ("from", "run", "copy", "add", "workdir")
+
+
+def _stage_vertices(text: str) -> dict[str, list[int]]:
+    """Stage name (``stage-K`` and its AS name, lower case) → the instruction numbers of its
+    vertices (FROM first).  Enough of a parser for the 1.2 spellings: continuations,
     comments and blank lines; no heredocs."""
-    starts: dict[str, int] = {}
+    stages: dict[str, list[int]] = {}
+    current: list[int] | None = None
     number = 0
-    logical = re.sub(r"\\\n", "", text)
-    for line in logical.splitlines():
+    for line in re.sub(r"\\\n", "", text).splitlines():
         words = line.split()
         if not words or words[0].startswith("#"):
             continue
         number += 1
-        if words[0].lower() == "from":
-            index = sum(1 for k in starts if k.startswith("stage-"))
-            starts[f"stage-{index}"] = number
+        keyword = words[0].lower()
+        if keyword == "from":
+            current = [number]
+            stages[f"stage-{sum(1 for k in stages if k.startswith('stage-'))}"] = current
             if len(words) >= 4 and words[-2].lower() == "as":
-                starts[words[-1].lower()] = number
-    return starts
+                stages[words[-1].lower()] = current
+        elif keyword in _VERTICES and current is not None:
+            current.append(number)
+    return stages

@@ -95,12 +95,14 @@ class DockerDaemon:
 
     def buildkit(self, *args: str, check: bool = True, timeout: float = 300,
                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        """``DOCKER_BUILDKIT=1 docker -H <ours> build --progress=plain args…`` with docker
-        20.10's client; stdout and stderr together in ``stdout`` (BuildKit's plain progress
-        goes to stderr).  With ``check`` a failure raises with its output."""
+        """``DOCKER_BUILDKIT=1 docker -H <ours> build --progress=plain --network none args…``
+        with docker 20.10's client (our dockerd has no bridge: a RUN on the default network
+        fails with "network bridge not found"); stdout and stderr together in ``stdout``
+        (BuildKit's plain progress goes to stderr).  With ``check`` a failure raises."""
         if not os.access(BUILDKIT_CLIENT, os.X_OK):
             raise AssertionError(f"{BUILDKIT_CLIENT} is not installed: {INSTALL_HINT}")
-        proc = subprocess.run([BUILDKIT_CLIENT, "-H", self.host, "build", "--progress=plain", *args],
+        network = () if "--network" in args else ("--network", "none")
+        proc = subprocess.run([BUILDKIT_CLIENT, "-H", self.host, "build", "--progress=plain", *network, *args],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout,
                               env={**os.environ, **(env or {}), "DOCKER_BUILDKIT": "1"})
         if check and proc.returncode != 0:
