@@ -18,7 +18,7 @@ layer/runmounts.py).
   variable of the RUN only.  Never in a layer, the config, the history, the cache key or
   the build output (the log masks the values).
 - **ssh**: a socket forwarded to an ``--ssh`` agent (build/sshforward.py); ``SSH_AUTH_SOCK``
-  points at the first one.
+  points at the first one's target, whether it is mounted or not (as BuildKit sets it).
 A missing secret or ssh id fails the step when the mount is ``required``, else the mount is
 left out (as BuildKit does).
 """
@@ -157,6 +157,8 @@ class MountSources:
                                                mode=0o400 if m.mode is None else m.mode, uid=m.uid or 0,
                                                gid=m.gid or 0))
                 elif m.type == "ssh":
+                    if not any(e.startswith("SSH_AUTH_SOCK=") for e in env):
+                        env.append(f"SSH_AUTH_SOCK={m.target}")    # BuildKit: even when absent
                     upstream = self._ssh(m, ref)
                     if upstream is None:
                         continue
@@ -164,8 +166,6 @@ class MountSources:
                     held.enter_context(forward(upstream, listen, mode=0o600 if m.mode is None else m.mode,
                                                uid=m.uid or 0, gid=m.gid or 0))
                     mounts.append(RunMount("bind", m.target, source=str(listen), directory=False, readonly=False))
-                    if not any(e.startswith("SSH_AUTH_SOCK=") for e in env):
-                        env.append(f"SSH_AUTH_SOCK={m.target}")
             yield Prepared(tuple(mounts), tuple(env))
 
     # -- each type -------------------------------------------------------------------------
