@@ -239,7 +239,7 @@ _VERTICES = ("from", "run", "copy", "add", "workdir")
 
 def _stage_vertices(text: str) -> dict[str, list[int]]:
     """Stage name (``stage-K`` and its AS name, lower case) → the instruction numbers of its
-    vertices (FROM first).  Enough of a parser for the 1.2 spellings: continuations,
+    vertices (FROM first, unless it names an earlier stage).  Enough of a parser for the 1.2 spellings: continuations,
     comments and blank lines; no heredocs."""
     stages: dict[str, list[int]] = {}
     current: list[int] | None = None
@@ -251,7 +251,8 @@ def _stage_vertices(text: str) -> dict[str, list[int]]:
         number += 1
         keyword = words[0].lower()
         if keyword == "from":
-            current = [number]
+            image = next((w for w in words[1:] if not w.startswith("--")), "").lower()
+            current = [] if image in stages else [number]     # FROM a stage is no vertex
             stages[f"stage-{sum(1 for k in stages if k.startswith('stage-'))}"] = current
             if len(words) >= 4 and words[-2].lower() == "as":
                 stages[words[-1].lower()] = current
