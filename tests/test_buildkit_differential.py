@@ -28,6 +28,8 @@ from buildkitdiff import BASE, Case, build_both, buildkit_outputs, pybuild_outpu
 FROM = f"FROM {BASE}\n"
 # what a mount point looks like from inside the RUN: type, mode, owner (and size for files)
 SEE = "stat -c '%F %a %u:%g' {t} 2>&1"
+# a dir and what is in it, without times (ls -l shows minutes: a build across a minute differs)
+LS = "find {t} | sort | xargs stat -c '%F %a %u:%g %s %n'"
 
 CASES: dict[str, Case] = {
     # == bind ==================================================================================
@@ -35,7 +37,7 @@ CASES: dict[str, Case] = {
     "bind-context-file": Case(
         FROM + "RUN --mount=type=bind,source=f.txt,target=/mnt/f.txt cat /mnt/f.txt; "
         + SEE.format(t="/mnt/f.txt") + "; echo x 2>&1 > /mnt/f.txt || echo refused\n"
-        "RUN ls -la /mnt\n",
+        "RUN " + LS.format(t="/mnt") + "\n",
         {"f.txt": File("from the context\n", 0o640, (1000, 1000))}),
     # the whole context (no source), without what .dockerignore leaves out
     "bind-context-root": Case(
@@ -50,7 +52,8 @@ CASES: dict[str, Case] = {
     # rw: the RUN may write, the writes are thrown away; the context is not touched
     "bind-rw-discarded": Case(
         FROM + "RUN --mount=type=bind,source=d,target=/src,rw echo new > /src/new && rm /src/g && ls -a /src\n"
-        "RUN --mount=type=bind,source=d,target=/src ls -a /src\nRUN ls -la /src\nCMD [\"ls\", \"-la\", \"/src\"]\n",
+        "RUN --mount=type=bind,source=d,target=/src ls -a /src\nRUN " + LS.format(t="/src") + "\n"
+        "CMD [\"find\", \"/src\"]\n",
         {"d/g": "g\n", "d/keep": "k\n"}),
     # rw file
     "bind-rw-file": Case(
@@ -60,7 +63,8 @@ CASES: dict[str, Case] = {
     "bind-from-stage": Case(
         "FROM pbtest/busybox:base AS builder\nRUN mkdir /out && echo built > /out/app && chmod 755 /out/app\n"
         "FROM pbtest/busybox:base\n"
-        "RUN --mount=type=bind,from=builder,source=/out,target=/in cp /in/app /usr/local-app && ls -ln /in\n"
+        "RUN --mount=type=bind,from=builder,source=/out,target=/in cp /in/app /usr/local-app && "
+        + LS.format(t="/in") + "\n"
         "CMD [\"cat\", \"/usr/local-app\"]\n"),
     # from= an image (by name), a file source of it (from= a stage index is not here:
     # docker 20.10's BuildKit takes "0" for an image name and tries to pull it)
@@ -93,7 +97,8 @@ CASES: dict[str, Case] = {
         "RUN --mount=type=cache,target=/var/cache/app cat /var/cache/app/f\n"
         "FROM pbtest/busybox:base\nCOPY --from=0 /etc/group /g\nWORKDIR /var\n"
         "RUN --mount=type=cache,target=cache/app ls -a cache/app\n"
-        "RUN --mount=type=cache,target=/var/cache/app cat /var/cache/app/f\nRUN ls -la /var/cache/app\n"),
+        "RUN --mount=type=cache,target=/var/cache/app cat /var/cache/app/f\n"
+        "RUN " + LS.format(t="/var/cache/app") + "\n"),
     # an explicit id is shared whatever the target, across stages
     "cache-id-across-stages": Case(
         "FROM pbtest/busybox:base AS a\nRUN --mount=type=cache,id=shared-id,target=/a echo from-a > /a/f\n"
@@ -139,7 +144,7 @@ CASES: dict[str, Case] = {
     # == tmpfs =================================================================================
     "tmpfs": Case(
         FROM + "RUN --mount=type=tmpfs,target=/scratch echo x > /scratch/f && " + SEE.format(t="/scratch")
-        + " && ls /scratch\nRUN ls -la /scratch\n"),
+        + " && ls /scratch\nRUN " + LS.format(t="/scratch") + "\n"),
     # size: not in docker 20.10's frontend; the same without it (test_runmounts checks the size)
     "tmpfs-size": Case(
         FROM + "RUN --mount=type=tmpfs,target=/t,size=2m echo x > /t/f && ls /t\n",
