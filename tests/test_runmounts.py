@@ -115,3 +115,24 @@ def test_context_bind_is_owned_by_root(session_store, tmp_path):
     assert [(line.split()[-1], line.split()[1], line.split()[2]) for line in built.last_layer()] == \
         [("copy", "0755", "0:0"), ("copy/f", "4755", "0:0"), ("copy/g", "0600", "0:0"), ("d", "0755", "0:0")]
     assert pybuild("run", "rm/owners", "cat", "/copy/f", root=session_store).stdout == "f\n"
+
+
+@pytest.mark.parametrize("value, hint", [
+    pytest.param("type=bind,from=buidler,target=/x", "did you mean from=builder?", id="bind-stage-typo"),
+    pytest.param("type=cache,from=nosuch/image:1,target=/x", None, id="cache-unknown-image"),
+    pytest.param("type=bind,from=later,target=/x", None, id="a-later-stage"),
+])
+def test_from_naming_nothing_fails_before_any_run(value, hint, session_store, tmp_path):
+    """--mount from= naming neither an earlier stage nor a stored image is a Buildfile error
+    at the flag before the first step runs (nothing is pulled: PYBUILD_PULL=never here)."""
+    text = ("FROM pbtest/busybox:base AS builder\nRUN echo built > /b\n"
+            f"FROM pbtest/busybox:base AS app\nRUN echo first-step-ran\nRUN --mount={value} true\n"
+            "FROM pbtest/busybox:base AS later\n")
+    built = build(session_store, make_context(tmp_path / "ctx"), "--no-cache", "--target", "app", buildfile=text,
+                  check=False)
+    assert built.proc.returncode == 2, built.proc.stdout + built.proc.stderr
+    assert "Buildfile:5:" in built.proc.stderr and "from=" in built.proc.stderr, built.proc.stderr
+    assert f"    RUN --mount={value} true\n" in built.proc.stderr
+    if hint is not None:
+        assert hint in built.proc.stderr
+    assert "first-step-ran" not in built.proc.stdout and "Step 2/" not in built.proc.stdout
