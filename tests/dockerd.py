@@ -29,7 +29,8 @@ BUILDKIT_CLIENT = "/usr/bin/docker"
 #: A loopback port nothing listens on (discard): the proxy of an offline daemon.
 DEAD_PROXY = "http://127.0.0.1:9"
 
-INSTALL_HINT = "run the CI install step (apt-get install -y docker.io skopeo umoci busybox-static) to get it"
+INSTALL_HINT = ("run the CI install step (apt-get install -y docker.io skopeo umoci busybox-static openssh-client) "
+                "to get it")
 
 
 def require_tool(name: str) -> str:

@@ -37,6 +37,9 @@ SAMPLES = [
     pytest.param(errors.ContainerNotFound("no such container: c1"), id="ContainerNotFound"),
     pytest.param(errors.ManifestError("not a schemaVersion 2 manifest"), id="ManifestError"),
     pytest.param(errors.ExpandError("missing '}'"), id="ExpandError"),
+    # a hint and the text the caret points at travel with it (keyword-only at=)
+    pytest.param(errors.MountError("unsupported mount type \"bnd\"", "did you mean bind?", at="type=bnd"),
+                 id="MountError"),
 ]
 
 
