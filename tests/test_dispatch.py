@@ -25,7 +25,7 @@ from builder.build.steps import (
     WorkdirStep,
     canonical,
 )
-from builder.buildfile.heredoc import SCRIPT_DIR, expand_body, run_argv, source_name
+from builder.buildfile.heredoc import SCRIPT_DIR, run_argv, source_name
 from builder.buildfile.instructions import Heredoc
 from builder.buildfile.parse import parse_buildfile
 from builder.context.chmod import Chmod
@@ -213,12 +213,6 @@ def test_heredoc_source_name(word, name):
     assert source_name(word) == name
 
 
-@pytest.mark.parametrize("body, expanded", [
-    ("$V ${V} ${U:-d} ${V:+set} ${U:+no}", "1 1 d set "),
-    ("\\$V '$V' \"$V\"", "$V '1' \"1\""),          # quotes are kept; \$ is a literal $
-])
-def test_heredoc_body_expansion(body, expanded):
-    assert expand_body(body, {"V": "1"}) == expanded
 
 
 # -- HEALTHCHECK durations and STOPSIGNAL names ---------------------------------------------

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from builder.buildfile.expand import ExpandError, expand, expand_words
+from builder.buildfile.expand import ExpandError, expand, expand_heredoc, expand_words
 
 ENV = {"A": "x", "EMPTY": "", "P": "80 443", "HOME": "/root", "N1": "one",
        "PATHS": "/usr/local/bin:/usr/bin", "FILE": "app.tar.gz", "URL": "http://example.com"}
@@ -140,3 +140,33 @@ def test_expand_words(text: str, words: list[str]) -> None:
 
 def test_expand_words_backtick_escape() -> None:
     assert expand_words("a` b c\\d", ENV, escape="`") == ["a b", "c\\d"]
+
+
+# -- ADD/COPY heredoc bodies (BuildKit's ExpandRaw: SkipProcessQuotes, SkipUnsetEnv) ---------------
+@pytest.mark.parametrize("body, expected", [
+    ("$V ${V} ${V:+set} ${V#o}", "one one set ne"),
+    # quotes are plain characters: a variable in single quotes expands, the quotes stay
+    ("'$V' \"$V\" 'it''s'", "'one' \"one\" 'it''s'"),
+    # the escape character makes the next one literal and goes: \$ is a $, \\ a \, \a an a
+    ("\\$V \\\\ \\a", "$V \\ a"),
+    # a variable that is not set stays as written, operator and (expanded) word included
+    ("$U ${U} ${U:-x} ${U-$V} ${U:+y} ${U/a/b} ${U//a/b}", "$U ${U} ${U:-x} ${U-one} ${U:+y} ${U/a/b} ${U/a/b}"),
+    ("${E:-d} ${E-d} ${E:+s} ${E+s}", "d   s"),            # set but empty: the colon forms see it as unset
+    ("price: $5 and $ alone, ${V}s\n", "price: $5 and $ alone, ones\n"),
+    ("#!/bin/sh\necho \"$HOME\" '$V'\n", "#!/bin/sh\necho \"$HOME\" 'one'\n"),
+])
+def test_expand_heredoc(body: str, expected: str) -> None:
+    assert expand_heredoc(body, {"V": "one", "E": ""}) == expected
+
+
+@pytest.mark.parametrize("body, message", [
+    ("${V", "missing '}'"),
+    ("${V:?must be set}", None),
+    ("${E:?must not be empty}", "E: must not be empty"),
+])
+def test_expand_heredoc_errors(body: str, message: str | None) -> None:
+    if message is None:
+        assert expand_heredoc(body, {"V": "one", "E": ""}) == "one"
+        return
+    with pytest.raises(ExpandError, match=message):
+        expand_heredoc(body, {"V": "one", "E": ""})

@@ -50,6 +50,15 @@ def expand(word: str, env: Mapping[str, str], *, escape: str = "\\") -> str:
     return _Lexer(word, env, escape).run()[0]
 
 
+def expand_heredoc(body: str, env: Mapping[str, str]) -> str:
+    """An ADD/COPY heredoc body whose delimiter is unquoted, as BuildKit expands it
+    (``ExpandRaw``: its lexer with ``SkipProcessQuotes`` and ``SkipUnsetEnv``, escape ``\\``):
+    quotes are plain characters (``'$V'`` expands), the escape character makes the next one
+    literal (and goes), and a variable that is not set stays as written (``${U:-x}`` too,
+    with its word expanded)."""
+    return _Lexer(body, env, "\\", skip_quotes=True, keep_unset=True).run()[0]
+
+
 def expand_words(text: str, env: Mapping[str, str], *, escape: str = "\\") -> list[str]:
     """Like the shell: expand ``text`` and split it into words, where whitespace produced by
     an unquoted variable also separates words (``EXPOSE $PORTS`` with ``PORTS="80 443"``)."""
@@ -83,14 +92,19 @@ class _Words:
 
 class _Lexer:
     """One pass over ``text``.  ``raw_escapes`` (inside a pattern operator's word) keeps each
-    escape character in the result beside the character it escapes."""
+    escape character in the result beside the character it escapes.  ``skip_quotes`` makes
+    quotes plain characters; ``keep_unset`` writes an unset variable back as it was written
+    (BuildKit's SkipProcessQuotes and SkipUnsetEnv, for heredoc bodies)."""
 
-    def __init__(self, text: str, env: Mapping[str, str], escape: str) -> None:
+    def __init__(self, text: str, env: Mapping[str, str], escape: str, *,
+                 skip_quotes: bool = False, keep_unset: bool = False) -> None:
         self.text = text
         self.env = env
         self.escape = escape
         self.index = 0
         self.raw_escapes = False
+        self.skip_quotes = skip_quotes
+        self.keep_unset = keep_unset
 
     def run(self) -> tuple[str, list[str]]:
         """(the expanded word, its words); errors name the text like BuildKit's."""
@@ -122,7 +136,7 @@ class _Lexer:
                 if char == "$":
                     value = self._dollar()
                     words.add_unquoted(value)
-                elif char in ("'", '"'):
+                elif char in ("'", '"') and not self.skip_quotes:
                     value = self._single_quoted() if char == "'" else self._double_quoted()
                     words.add_raw(value)
                 else:
@@ -192,7 +206,10 @@ class _Lexer:
         self.index += 1
         if self._peek() != "{":
             name = self._name()
-            return (self._lookup(name) or "") if name else "$"
+            if not name:
+                return "$"
+            value = self._lookup(name)
+            return "$" + name if value is None and self.keep_unset else value or ""
         self.index += 1
         if not self._peek():
             raise ExpandError("syntax error: missing '}'")
@@ -201,7 +218,8 @@ class _Lexer:
         name = self._name()
         operator = self._next()
         if operator == "}":
-            return self._lookup(name) or ""
+            value = self._lookup(name)
+            return f"${{{name}}}" if value is None and self.keep_unset else value or ""
         if operator == "/":
             return self._replace(name)
         if not operator:
@@ -215,6 +233,8 @@ class _Lexer:
             raise ExpandError(f"unsupported modifier ({operator}) in substitution")
         word = self._word("}", raw_escapes=operator in ("#", "%"), missing="'}'")
         value = self._lookup(name)
+        if value is None and self.keep_unset:
+            return f"${{{name}{':' if colon else ''}{operator}{word}}}"
         unset = value is None or (colon and value == "")
         match operator:
             case "-":
@@ -240,8 +260,10 @@ class _Lexer:
             self.index += 1
         pattern = self._word("/", raw_escapes=True, missing="'/' in ${}")
         replacement = self._word("}", raw_escapes=True, missing="'}'")
-        value = self._lookup(name) or ""
-        return shellpattern.replace(value, pattern, replacement, every=every)
+        value = self._lookup(name)
+        if value is None and self.keep_unset:
+            return f"${{{name}/{pattern}/{replacement}}}"       # BuildKit writes one / for // too
+        return shellpattern.replace(value or "", pattern, replacement, every=every)
 
     def _word(self, stop: str, *, raw_escapes: bool, missing: str) -> str:
         """An operator's word up to ``stop``; running off the end is "missing …"."""

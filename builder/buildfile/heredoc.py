@@ -1,5 +1,5 @@
 """Heredocs after the parser: what a RUN with heredocs runs, which source word of ADD/COPY is
-a heredoc, and how a heredoc body is expanded.  Pure.
+a heredoc.  Pure.  (A body is expanded by buildfile/expand.py's ``expand_heredoc``.)
 
 A RUN with a lone heredoc (``RUN <<EOF`` … ``EOF``) runs its body: with the SHELL, or, when it
 starts with ``#!``, as a script file of its own.  A RUN whose line has other words gets the
@@ -15,7 +15,6 @@ from builder.buildfile.instructions import Heredoc
 
 SCRIPT_DIR = "/.pybuild-heredoc-"      # + delimiter: a shebang heredoc's file while it runs
 _LONE_HEREDOC = re.compile(r"\d*<<-?\s*(\S+)\Z")
-_VAR = re.compile(r"\\\$|\$\{(\w+)(?::([-+])([^}]*))?\}|\$(\w+)")
 
 
 def run_argv(text: str, heredocs: tuple[Heredoc, ...],
@@ -40,19 +39,3 @@ def source_name(word: str) -> str | None:
     if not word.startswith("<<"):
         return None
     return word[2:].lstrip("-").replace("'", "").replace('"', "")
-
-
-def expand_body(text: str, env: dict[str, str]) -> str:
-    """``$V``, ``${V}``, ``${V:-x}``, ``${V:+x}`` in a heredoc body; quotes are kept, ``\\$``
-    is a literal ``$``."""
-    def sub(m: re.Match[str]) -> str:
-        if m.group(0) == "\\$":
-            return "$"
-        name, op, word = m.group(1) or m.group(4), m.group(2), m.group(3)
-        value = env.get(name, "")
-        if op == "-":
-            return value or word
-        if op == "+":
-            return word if value else ""
-        return value
-    return _VAR.sub(sub, text)

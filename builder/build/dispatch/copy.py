@@ -20,6 +20,7 @@ from builder.build.dispatch.common import env_of, expand, nop1
 from builder.build.state import Scope, State, StepRef
 from builder.build.steps import CopyFlags, CopySource, CopyStep
 from builder.buildfile import heredoc
+from builder.buildfile.expand import expand_heredoc
 from builder.buildfile.instructions import Add, Copy, Flag
 from builder.context.chmod import parse_chmod
 from builder.context.dockerignore import PatternMatcher
@@ -39,7 +40,7 @@ def dispatch_copy(inst: Add | Copy, state: State, scope: Scope, step: StepRef) -
         name = heredoc.source_name(word)
         if name in docs:
             doc = docs[name]
-            content = heredoc.expand_body(doc.content, env) if doc.expand else doc.content
+            content = expand_heredoc(doc.content, env) if doc.expand else doc.content
             sources.append(CopySource(word=word, heredoc=name, content=content))
         else:
             sources.append(CopySource(word=expand(scope, word, env)))
