@@ -298,6 +298,7 @@ class Buildah(Builder):
             raise Unavailable(f"buildah not installed ({BUILDAH_HINT})")
         self.dir = workdir / "buildah"
         (self.dir / "tmp").mkdir(parents=True, exist_ok=True)
+        self.closed = False
         self.base = [exe, "--root", str(self.dir / "root"), "--runroot", str(self.dir / "run"),
                      "--storage-driver", driver]
         # Big layers are staged in TMPDIR: keep them in our dir, not in /var/tmp.
@@ -328,11 +329,11 @@ class Buildah(Builder):
         self.runner.run(self.base + ["rmi", "--prune"], timeout=300, env=self.env)
 
     def close(self):
-        if getattr(self, "base", None) is None:
+        if self.closed:
             return
-        base, self.base = self.base, None
-        self.runner.run(base + ["rm", "--all"], timeout=120, env=self.env)
-        self.runner.run(base + ["umount", "--all"], timeout=120, env=self.env)
+        self.closed = True
+        self.runner.run(self.base + ["rm", "--all"], timeout=120, env=self.env)
+        self.runner.run(self.base + ["umount", "--all"], timeout=120, env=self.env)
         # overlay storage keeps its own mounts (the driver's home); drop them before removal.
         unmount_under(self.dir)
 
