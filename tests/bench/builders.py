@@ -15,6 +15,7 @@ checkout holds, however its insides change.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -338,11 +339,22 @@ class Buildah(Builder):
         unmount_under(self.dir)
 
 
+# The floor's one hashing pass: Python's hashlib (OpenSSL's sha256, as pybuild's), not
+# coreutils' sha256sum, which does not use the CPU's SHA extensions and is 2-3× slower here
+# (0.58 s against 0.27 s for 300 MB): it would put the floor above what a builder that
+# hashes well takes.
+SHA256_STDIN = ("import hashlib, sys\n"
+                "h = hashlib.sha256()\n"
+                "while chunk := sys.stdin.buffer.read(1 << 20):\n"
+                "    h.update(chunk)\n"
+                "print(h.hexdigest())\n")
+
+
 class ChrootFloor(Builder):
     """The least a builder can take for a case's one RUN: the same command in a plain chroot
     (``chroot ROOT /bin/sh -c CMD``, no namespaces, no overlay, no layer) on a scratch copy of
-    the unpacked base, then one pass over what it wrote (``tar -c … | sha256sum``), timed
-    together as one command.  ``prepare`` (untimed) makes the scratch copy afresh; the base's
+    the unpacked base, then one pass over what it wrote (``tar -c …`` piped to a sha256 of the
+    stream in Python), timed together as one command.  ``prepare`` (untimed) makes the scratch copy afresh; the base's
     /dev holds null, zero, random and urandom nodes, which the builders' sandboxes provide."""
     name = "floor"
     makes_image = False
@@ -361,7 +373,7 @@ class ChrootFloor(Builder):
         for node, minor in (("null", 3), ("zero", 5), ("random", 8), ("urandom", 9)):
             if not (dev / node).exists():
                 os.mknod(dev / node, 0o20666, os.makedev(1, minor))
-        self.version = "chroot + tar | sha256sum"
+        self.version = "chroot, then tar | Python hashlib sha256"
 
     def prepare(self, ctx):
         remove_tree(self.scratch)
@@ -369,13 +381,16 @@ class ChrootFloor(Builder):
                           what="copy the base for the floor")
 
     def build_command(self, ctx, *, tag, no_cache):
-        script = ('root=$1 run=$2 && shift 2 && chroot "$root" /bin/sh -c "$run" && '
-                  'cd "$root" && tar --numeric-owner -cf - -- "$@" | sha256sum')
-        return ["bash", "-o", "pipefail", "-c", script, "floor", str(self.scratch),
-                self.floor.command, *self.floor.outputs], {"PATH": CHROOT_PATH}
+        script = ('root=$1 run=$2 py=$3 hash=$4 && shift 4 && chroot "$root" /bin/sh -c "$run" && '
+                  'cd "$root" && tar --numeric-owner -cf - -- "$@" | "$py" -I -c "$hash"')
+        return (["bash", "-o", "pipefail", "-c", script, "floor", str(self.scratch),
+                 self.floor.command, sys.executable, SHA256_STDIN, *self.floor.outputs],
+                {"PATH": CHROOT_PATH})
 
     def build(self, ctx, *, tag, no_cache, timeout):
         done = super().build(ctx, tag=tag, no_cache=no_cache, timeout=timeout)
+        if not re.fullmatch(r"[0-9a-f]{64}", done.image):
+            raise BuildFailed(f"floor printed no sha256 (hashing did not run?): {done.image!r}")
         return Built(done.seconds, "")
 
     def close(self):
