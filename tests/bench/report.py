@@ -223,8 +223,9 @@ def ratio_table(res: Results) -> tuple[list[str], list[list[str]]]:
         rows = [r for r in res.rows if r.case == case]
         if not rows:
             continue
-        lines = [(phase, "buildkit") for phase in PHASES
-                 if any(r.samples(phase) for r in rows if r.tool == "pybuild")]
+        compared = any(r.tool == "buildkit" for r in rows) or "buildkit" in res.unavailable
+        lines = [(phase, "buildkit") for phase in PHASES if compared
+                 and any(r.samples(phase) for r in rows if r.tool == "pybuild")]
         if any(r.tool == "floor" for r in rows):
             lines.append(("cold", "floor"))
         for phase, against in lines:
@@ -248,6 +249,37 @@ def ratio_table(res: Results) -> tuple[list[str], list[list[str]]]:
         body.append(["pybuild peak RSS, 1 GiB layer", "rss", f"< {RSS_TARGET_MB:.0f} MB"]
                     + cells + [_spread([x.mb for x in ok], " MB"), verdict])
     return head, body
+
+
+def stability_line(res: Results) -> str | None:
+    """How far the repeats' ratios (every line of the ratio table but RSS) lie apart: the
+    median and the largest relative spread, and how many verdicts the repeats disagree on."""
+    if res.repeats < 2:
+        return None
+    head, body = ratio_table(res)
+    spreads, mixed, named = [], 0, []
+    for line in body:
+        if line[1] == "rss":
+            continue
+        nums = []
+        for cell in line[3:3 + res.repeats]:
+            try:
+                nums.append(float(cell))
+            except ValueError:
+                break
+        else:
+            rel = (max(nums) - min(nums)) / statistics.mean(nums)
+            spreads.append(rel)
+            named.append((rel, f"{line[0].split()[0]} {line[1]}"))
+        mixed += line[-1].startswith("met in ")
+    if not spreads:
+        return None
+    worst = max(named)
+    return (f"stability across {res.repeats} repeats: each ratio's spread (max − min over its "
+            f"mean) is {statistics.median(spreads) * 100:.0f} % at the median, "
+            f"{worst[0] * 100:.0f} % at most ({worst[1]}); {mixed} of "
+            f"{sum(1 for ln in body if ln[2] != '—' and ln[1] != 'rss')} target verdicts "
+            f"differ between repeats")
 
 
 def _preamble(res: Results) -> list[str]:
@@ -303,6 +335,9 @@ def render(res: Results, *, markdown: bool) -> str:
     out += ["", "pybuild's ratios (median over median, per repeat), against issue 14's targets:", ""]
     out += table(*ratio_table(res))
     notes = _notes(res)
+    stable = stability_line(res)
+    if stable:
+        notes.insert(0, stable)
     if notes:
         out += [""] + ([f"- {n}" if not n.startswith("  ") else f"  - {n.strip()}" for n in notes]
                        if markdown else notes)
