@@ -172,7 +172,8 @@ class Pybuild(Builder):
             # our temp dir, never in the checkout; the untimed setup commands warm them.
             self.env.pop("PYTHONDONTWRITEBYTECODE", None)
             self.env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
-        self.version = _git_head()
+        how = "pip-installed console script in a venv" if self.script else "python -m builder"
+        self.version = f"{_git_head()}, {how}"
         self._generation = 0
         self.root = self._new_store()
 
@@ -411,11 +412,18 @@ def _all_on_path(name: str) -> list[str]:
 
 
 def _git_head() -> str:
-    """The checkout's commit (read-only; the working tree may differ from it)."""
+    """The checkout's commit, and whether what pip installs from it (the package, its grammar,
+    pyproject.toml) differs from that commit (read-only)."""
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True,
+                              timeout=10)
     try:
-        out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=10)
-        return f"checkout at {out.stdout.strip()} (+ working tree)" if out.returncode == 0 else "?"
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--", "builder", "grammar", "pyproject.toml")
     except (OSError, subprocess.TimeoutExpired):
         return "?"
+    if head.returncode != 0:
+        return "?"
+    state = "with uncommitted changes to the package" if dirty.stdout.strip() else "clean"
+    return f"checkout at {head.stdout.strip()} ({state})"
 
