@@ -189,6 +189,12 @@ def _ratio(res: Results, repeat: int, case: str, phase: str, against: str) -> fl
     return a / b
 
 
+def _failed_builds(res: Results, repeat: int, case: str, phase: str, against: str) -> int:
+    """Failed builds on either side of a ratio: its medians are over the builds that remain."""
+    return sum(r.failures(phase) for r in res.rows if r.repeat == repeat and r.case == case
+               and r.tool in ("pybuild", against))
+
+
 def _verdict(ratios: list[float | str], limit: float | None) -> str:
     nums = [r for r in ratios if isinstance(r, float)]
     if limit is None:
@@ -213,30 +219,50 @@ def _spread(values: list[float | str], unit: str = "") -> str:
     return f"{hi - lo:.2f}{unit} ({(hi - lo) / statistics.mean(nums) * 100:.0f} %)"
 
 
-def ratio_table(res: Results) -> tuple[list[str], list[list[str]]]:
+@dataclass(frozen=True)
+class RatioLine:
+    """One line of the ratio table: pybuild over ``against`` in ``phase`` on ``case``, per
+    repeat (a float, or why there is none), with the failed builds behind each."""
+    phase: str
+    against: str
+    case: str
+    limit: float | None
+    ratios: list[float | str]
+    failed: list[int]
+
+
+def ratio_lines(res: Results) -> list[RatioLine]:
     """One line per (case, phase) that pybuild and BuildKit both have, with its target if
     issue 14 sets one; the floor line of each case that has a floor row."""
+    reps = range(1, res.repeats + 1)
+    out = []
+    for case in _case_order(res):
+        rows = [r for r in res.rows if r.case == case]
+        compared = any(r.tool == "buildkit" for r in rows) or "buildkit" in res.unavailable
+        pairs = [(phase, "buildkit") for phase in PHASES if compared
+                 and any(r.samples(phase) for r in rows if r.tool == "pybuild")]
+        if any(r.tool == "floor" for r in rows):
+            pairs.append(("cold", "floor"))
+        for phase, against in pairs:
+            target = next((t for t in TARGETS if t.phase == phase and t.against == against
+                           and t.applies(case)), None)
+            out.append(RatioLine(phase, against, case, target.limit if target else None,
+                                 [_ratio(res, r, case, phase, against) for r in reps],
+                                 [_failed_builds(res, r, case, phase, against) for r in reps]))
+    return out
+
+
+def ratio_table(res: Results) -> tuple[list[str], list[list[str]]]:
     reps = list(range(1, res.repeats + 1))
     head = ["ratio", "case", "target"] + [f"repeat {r}" for r in reps] + ["spread", "verdict"]
     body = []
-    for case in _case_order(res):
-        rows = [r for r in res.rows if r.case == case]
-        if not rows:
-            continue
-        compared = any(r.tool == "buildkit" for r in rows) or "buildkit" in res.unavailable
-        lines = [(phase, "buildkit") for phase in PHASES if compared
-                 and any(r.samples(phase) for r in rows if r.tool == "pybuild")]
-        if any(r.tool == "floor" for r in rows):
-            lines.append(("cold", "floor"))
-        for phase, against in lines:
-            target = next((t for t in TARGETS if t.phase == phase and t.against == against
-                           and t.applies(case)), None)
-            limit = target.limit if target else None
-            ratios = [_ratio(res, r, case, phase, against) for r in reps]
-            body.append([f"{phase} pybuild/{against}", case,
-                         f"≤ {limit}" if limit is not None else "—"]
-                        + [_fmt(x) if isinstance(x, float) else x for x in ratios]
-                        + [_spread(ratios), _verdict(ratios, limit)])
+    for ln in ratio_lines(res):
+        cells = [(_fmt(x) if isinstance(x, float) else x) + (f" ({n} failed)" if n else "")
+                 for x, n in zip(ln.ratios, ln.failed)]
+        verdict = _verdict(ln.ratios, ln.limit) + (", with failed builds" if any(ln.failed) else "")
+        body.append([f"{ln.phase} pybuild/{ln.against}", ln.case,
+                     f"≤ {ln.limit}" if ln.limit is not None else "—"]
+                    + cells + [_spread(ln.ratios), verdict])
     if res.rss:
         cells = []
         for r in reps:
@@ -252,34 +278,27 @@ def ratio_table(res: Results) -> tuple[list[str], list[list[str]]]:
 
 
 def stability_line(res: Results) -> str | None:
-    """How far the repeats' ratios (every line of the ratio table but RSS) lie apart: the
-    median and the largest relative spread, and how many verdicts the repeats disagree on."""
+    """How far the repeats' ratios lie apart: the median and the largest relative spread
+    (max − min over the mean), and how many target verdicts the repeats disagree on."""
     if res.repeats < 2:
         return None
-    head, body = ratio_table(res)
-    spreads, mixed, named = [], 0, []
-    for line in body:
-        if line[1] == "rss":
-            continue
-        nums = []
-        for cell in line[3:3 + res.repeats]:
-            try:
-                nums.append(float(cell))
-            except ValueError:
-                break
-        else:
-            rel = (max(nums) - min(nums)) / statistics.mean(nums)
-            spreads.append(rel)
-            named.append((rel, f"{line[0].split()[0]} {line[1]}"))
-        mixed += line[-1].startswith("met in ")
+    spreads = []
+    mixed = targets = 0
+    for ln in ratio_lines(res):
+        nums = [x for x in ln.ratios if isinstance(x, float)]
+        if len(nums) == len(ln.ratios):
+            spreads.append(((max(nums) - min(nums)) / statistics.mean(nums),
+                            f"{ln.phase} {ln.case}"))
+        if ln.limit is not None:
+            targets += 1
+            mixed += _verdict(ln.ratios, ln.limit).startswith("met in ")
     if not spreads:
         return None
-    worst = max(named)
+    worst = max(spreads)
     return (f"stability across {res.repeats} repeats: each ratio's spread (max − min over its "
-            f"mean) is {statistics.median(spreads) * 100:.0f} % at the median, "
-            f"{worst[0] * 100:.0f} % at most ({worst[1]}); {mixed} of "
-            f"{sum(1 for ln in body if ln[2] != '—' and ln[1] != 'rss')} target verdicts "
-            f"differ between repeats")
+            f"mean) is {statistics.median(x for x, _ in spreads) * 100:.0f} % at the median, "
+            f"{worst[0] * 100:.0f} % at most ({worst[1]}); {mixed} of {targets} target "
+            f"verdicts differ between repeats")
 
 
 def _preamble(res: Results) -> list[str]:
