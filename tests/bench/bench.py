@@ -1,20 +1,30 @@
 #!/usr/bin/env python3
 """pybuild against BuildKit and buildah on fixed cases: a benchmark, not a test.
 
-    sudo python3 tests/bench/bench.py [--runs N] [--cases small,big,steps,context,rss]
+    sudo python3 tests/bench/bench.py [--runs N] [--repeat R] [--cases small,big,…,rss]
                                       [--no-others] [--json out.json] [--markdown]
 
 For each case, the same Dockerfile and context are built by every available builder, interleaved
-(pybuild, buildkit, buildah, buildkit, buildah, pybuild, …: each round starts one tool later):
-one untimed warm-up round, ``--runs`` cold builds (``--no-cache``) each, one untimed cached
-build, then ``--runs`` warm builds (all cached).  An untimed sync(2) precedes every timed
-build, so no tool pays for the write-back of the build before it.  The table shows the
-median wall-clock seconds and pybuild / fastest other, against the targets of issue 4
-(≤ 1.0 cold, ≤ 1.5 warm).  The ``rss`` case is pybuild's peak RSS while capturing a 1 GiB
-layer (target < 100 MB).  A builder that is not installed, or whose daemon does not start,
-shows "n/a".  Everything lives in one temp dir that is removed at the end (after unmounting
-and stopping what the benchmark started); /var/lib/docker and the system buildah storage are
-never used.  Needs root.  docs/benchmark.md has the cases and recorded numbers.
+(pybuild, buildkit, buildah; buildkit, buildah, pybuild; …: each round starts one tool later).
+Three phases, each ``--runs`` timed rounds:
+
+- cold: ``--no-cache`` builds, after one untimed warm-up round (page cache, .pyc files); the
+  ``big`` case's RUN is also timed alone in a plain chroot (the floor) in the same rounds;
+- warm: builds with every step cached, after one untimed build fills each cache;
+- edit (cases with context files): before each round one line is appended to one context
+  file, then every tool rebuilds without ``--no-cache`` — the inner loop: the step reading
+  that file and every step after it miss, the steps before it hit.
+
+An untimed sync(2) precedes every timed build, so no tool pays for the write-back of the build
+before it.  ``--repeat R`` runs all of it R times (2 by default) to show how stable the ratios
+are.  The tables show min / median / max per tool and phase, and pybuild's median over
+BuildKit's (or the floor's), per repeat, against issue 14's targets.  The ``rss`` case is
+pybuild's peak RSS while capturing a 1 GiB layer (target < 100 MB).  A builder that is not
+installed, or whose daemon does not start, shows "n/a"; a build that fails is listed under the
+tables and makes the exit status 1.  Everything lives in one temp dir that is removed at the
+end (after unmounting and stopping what the benchmark started); /var/lib/docker and the system
+buildah storage are never used.  Needs root.  docs/benchmark.md has the cases and recorded
+numbers.
 """
 
 from __future__ import annotations
@@ -33,12 +43,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from builders import REPO, Buildah, Builder, BuildFailed, BuildKit, ProcessRunner, Pybuild, Unavailable, remove_tree
-from cases import CASES, RSS_CASE
-from report import Row, RssResult, markdown_report, text_report
+from builders import REPO, Buildah, Builder, BuildFailed, BuildKit, ChrootFloor, ProcessRunner, Pybuild, Unavailable
+from cases import CASES, RSS_CASE, Case, append_line
+from mounts import remove_tree
+from report import Failure, Results, Row, RssResult, render
 
 MAKE_BASE = REPO / "tests" / "conformance" / "make-base.sh"
-TOOLS = ("pybuild", "buildkit", "buildah")
 
 
 def log(msg: str) -> None:
@@ -47,7 +57,11 @@ def log(msg: str) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", type=int, default=5, help="timed builds per tool, cold and warm (5)")
+    ap.add_argument("--runs", type=int, default=5,
+                    help="timed builds per tool and phase (cold, warm, edit) (5)")
+    ap.add_argument("--repeat", type=int, default=2,
+                    help="run the whole measurement this many times, to show how stable the "
+                         "ratios are (2)")
     ap.add_argument("--cases", default=",".join([*CASES, "rss"]),
                     help=f"comma-separated, from {', '.join([*CASES, 'rss'])} (all)")
     ap.add_argument("--no-others", action="store_true", help="pybuild only: no dockerd, no buildah")
@@ -73,8 +87,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = [c for c in args.cases if c not in CASES and c != "rss"]
     if unknown:
         ap.error(f"unknown case(s) {', '.join(unknown)}; known: {', '.join([*CASES, 'rss'])}")
-    if args.runs < 1:
-        ap.error("--runs must be ≥ 1")
+    if args.runs < 1 or args.repeat < 1:
+        ap.error("--runs and --repeat must be ≥ 1")
     return args
 
 
@@ -106,62 +120,131 @@ def settle(enabled: bool) -> None:
         os.sync()
 
 
-def time_builds(builders: list[Builder], ctx: Path, *, case: str, runs: int, no_cache: bool,
-                timeout: float, sync: bool) -> dict[str, list[float | None]]:
-    """``runs`` rounds, each building once with every builder in turn; None marks a failure.
+class Recorder:
+    """Where the measurement writes what went wrong: failed builds, and sanity checks on the
+    image IDs the tools print (a warm build must give the cached image; an edit build must give
+    a new one, or the tool did not see the edit)."""
+
+    def __init__(self) -> None:
+        self.failures: list[Failure] = []
+        self.checks: list[str] = []
+
+    def failed(self, failure: Failure) -> None:
+        self.failures.append(failure)
+        when = f"run {failure.run}" if failure.run is not None else "untimed build"
+        log(f"[{failure.repeat}] {failure.case} {failure.phase} {when} {failure.tool}: "
+            f"FAILED\n{failure.message}")
+
+    def check(self, ok: bool, text: str) -> None:
+        if not ok:
+            self.checks.append(text)
+            log(f"check: {text}")
+
+
+def build_once(b: Builder, ctx: Path, *, case: str, no_cache: bool, timeout: float,
+               sync: bool) -> tuple[float, str]:
+    """Prepare (untimed), sync (untimed), build: seconds and the image ID printed."""
+    b.prepare(ctx)
+    settle(sync)
+    built = b.build(ctx, tag=f"bench-{case}:latest", no_cache=no_cache, timeout=timeout)
+    return built.seconds, built.image
+
+
+def time_builds(builders: list[Builder], ctx: Path, *, case: Case, phase: str, repeat: int,
+                args, rec: Recorder, images: dict[str, str]) -> dict[str, list[float | None]]:
+    """``args.runs`` rounds, each building once with every builder in turn; None marks a failure.
 
     Round r starts with builder r mod n (pybuild, buildkit, buildah; buildkit, buildah,
-    pybuild; …), so no tool always runs right after the same other one."""
+    pybuild; …), so no tool always runs right after the same other one.  In the edit phase
+    each round first appends a line to the case's edit file, so that every tool misses.
+    ``images`` holds each tool's last image ID (from the untimed build before the phase) and
+    is updated as the phase goes."""
     samples: dict[str, list[float | None]] = {b.name: [] for b in builders}
-    kind = "cold" if no_cache else "warm"
+    runs = args.runs
     for r in range(runs):
+        if phase == "edit":
+            append_line(ctx, case, f"{repeat}.{r + 1}")
         k = r % len(builders)
         for b in builders[k:] + builders[:k]:
-            settle(sync)
             try:
-                seconds = b.build(ctx, tag=f"bench-{case}:latest", no_cache=no_cache,
-                                  timeout=timeout)
-                log(f"{case} {kind} {r + 1}/{runs} {b.name}: {seconds:.2f}s")
+                seconds, image = build_once(b, ctx, case=case.name, no_cache=phase == "cold",
+                                            timeout=args.timeout, sync=not args.no_sync)
+                log(f"[{repeat}] {case.name} {phase} {r + 1}/{runs} {b.name}: {seconds:.2f}s"
+                    + (f" {image[:19]}" if image else ""))
+                rec.check(bool(image) or not b.makes_image,
+                          f"repeat {repeat}, {case.name} {phase} run {r + 1}: {b.name} printed "
+                          "no image ID")
             except BuildFailed as e:
-                seconds = None
-                log(f"{case} {kind} {r + 1}/{runs} {b.name}: FAILED\n{e}")
+                seconds, image = None, ""
+                rec.failed(Failure(repeat, case.name, phase, b.name, r + 1, str(e)))
             samples[b.name].append(seconds)
+            before = images.get(b.name, "")
+            if image and before and phase == "warm":
+                rec.check(image == before,
+                          f"repeat {repeat}, {case.name} warm run {r + 1}: {b.name} made image "
+                          f"{image[:24]}, its cached build {before[:24]} (not every step cached?)")
+            if image and before and phase == "edit":
+                rec.check(image != before,
+                          f"repeat {repeat}, {case.name} edit run {r + 1}: {b.name} made the "
+                          f"same image as before the edit ({image[:24]}): it missed the edit")
+            if image:
+                images[b.name] = image
     return samples
 
 
-def untimed(builders: list[Builder], ctx: Path, *, case: str, no_cache: bool,
-            timeout: float) -> None:
+def untimed(builders: list[Builder], ctx: Path, *, case: str, phase: str, repeat: int, args,
+            rec: Recorder) -> dict[str, str]:
     """One untimed build each: before the cold runs it warms the page cache and pybuild's
-    .pyc files; before the warm runs (``no_cache=False``) it fills every builder's cache."""
+    .pyc files; before the warm runs it fills every builder's cache.  Returns the image IDs."""
+    images = {}
     for b in builders:
         try:
-            b.build(ctx, tag=f"bench-{case}:latest", no_cache=no_cache, timeout=timeout)
+            _, images[b.name] = build_once(b, ctx, case=case, no_cache=phase == "cold",
+                                           timeout=args.timeout, sync=False)
         except BuildFailed as e:
-            log(f"{case} untimed build {b.name}: FAILED\n{e}")
+            rec.failed(Failure(repeat, case, phase, b.name, None, str(e)))
+    return images
 
 
-def run_case(name: str, builders: list[Builder], work: Path, args) -> list[Row]:
+def run_case(name: str, builders: list[Builder], work: Path, base_tar: Path, args, *,
+             repeat: int, rec: Recorder) -> list[Row]:
     case = CASES[name]
     ctx = work / f"ctx-{name}"
     ctx.mkdir()
     case.write(ctx)
-    log(f"case {name}: {case.title}")
-    untimed(builders, ctx, case=name, no_cache=True, timeout=args.timeout)
-    cold = time_builds(builders, ctx, case=name, runs=args.runs, no_cache=True,
-                       timeout=args.timeout, sync=not args.no_sync)
-    untimed(builders, ctx, case=name, no_cache=False, timeout=args.timeout)
-    warm = time_builds(builders, ctx, case=name, runs=args.runs, no_cache=False,
-                       timeout=args.timeout, sync=not args.no_sync)
+    log(f"[{repeat}] case {name}: {case.title}")
+    cold_builders = list(builders)
+    floor = None
+    if case.floor is not None:
+        floor = ChrootFloor(ProcessRunner(), workdir=work, base_tar=base_tar, floor=case.floor)
+        cold_builders.append(floor)
+    try:
+        untimed(cold_builders, ctx, case=name, phase="cold", repeat=repeat, args=args, rec=rec)
+        cold = time_builds(cold_builders, ctx, case=case, phase="cold", repeat=repeat, args=args,
+                           rec=rec, images={})
+    finally:
+        if floor is not None:
+            floor.close()
+    images = untimed(builders, ctx, case=name, phase="warm", repeat=repeat, args=args, rec=rec)
+    warm = time_builds(builders, ctx, case=case, phase="warm", repeat=repeat, args=args, rec=rec,
+                       images=dict(images))
+    edit: dict[str, list[float | None]] = {b.name: [] for b in builders}
+    if case.edit is not None:
+        edit = time_builds(builders, ctx, case=case, phase="edit", repeat=repeat, args=args,
+                           rec=rec, images=dict(images))
     for b in builders:
         try:
             b.forget([f"bench-{name}:latest"])
         except Exception as e:  # cleanup between cases is best effort
             log(f"{name}: {b.name} cleanup: {e}")
     remove_tree(ctx)
-    return [Row(name, b.name, cold[b.name], warm[b.name]) for b in builders]
+    rows = [Row(repeat, name, b.name, cold[b.name], warm[b.name], edit[b.name]) for b in builders]
+    if floor is not None:
+        rows.append(Row(repeat, name, floor.name, cold[floor.name]))
+    return rows
 
 
-def measure_rss(pybuild: Pybuild, work: Path, timeout: float) -> RssResult:
+def measure_rss(pybuild: Pybuild, work: Path, timeout: float, *, repeat: int) -> RssResult:
     """Peak RSS of pybuild's Python process while it builds (and captures) a 1 GiB layer.
 
     ``vm_hwm`` is the Python process's own high-water mark (/proc/PID/status VmHWM, polled
@@ -213,21 +296,30 @@ def measure_rss(pybuild: Pybuild, work: Path, timeout: float) -> RssResult:
         remove_tree(ctx)
     if code != 0:
         raise BuildFailed(f"rss build exited {code}\n{err[-2000:]}")
-    return RssResult(vm_hwm_kb=hwm_kb, tree_max_kb=usage.ru_maxrss, seconds=seconds)
+    return RssResult(repeat, vm_hwm_kb=hwm_kb, tree_max_kb=usage.ru_maxrss, seconds=seconds)
 
 
-def report_saved(path: Path, *, markdown: bool) -> str:
-    """The table of a ``--json`` file written by an earlier run."""
+def save(path: Path, res: Results) -> None:
+    path.write_text(json.dumps({
+        "machine": res.info, "versions": res.versions, "unavailable": res.unavailable,
+        "runs": res.runs, "repeats": res.repeats,
+        "cases": {n: CASES[n].title for n in res.cases if n in CASES},
+        "results": [r.as_dict() for r in res.rows],
+        "rss": [r.as_dict() for r in res.rss],
+        "failures": [vars(f) for f in res.failures],
+        "checks": res.checks,
+    }, indent=2) + "\n")
+
+
+def load(path: Path) -> Results:
+    """The results of a ``--json`` file written by an earlier run."""
     saved = json.loads(path.read_text())
-    rows = [Row(r["case"], r["tool"], r["cold"], r["warm"]) for r in saved["results"]]
-    rss = saved.get("rss")
-    if isinstance(rss, dict):
-        rss = RssResult(rss["vm_hwm_kb"], rss["tree_max_kb"], rss["seconds"])
-    others = [t for t in TOOLS if t != "pybuild" and (any(r.tool == t for r in rows)
-                                                      or t in saved["unavailable"])]
-    render = markdown_report if markdown else text_report
-    return render(rows, rss, info=saved["machine"], versions=saved["versions"],
-                  unavailable=saved["unavailable"], others=others, runs=saved["runs"])
+    rss = [RssResult(**{k: v for k, v in r.items() if k not in ("target_mb", "met")})
+           for r in saved["rss"]]
+    return Results(saved["machine"], saved["versions"], saved["unavailable"], saved["runs"],
+                   saved["repeats"], [Row.from_dict(r) for r in saved["results"]], rss,
+                   [Failure(**f) for f in saved["failures"]], saved["checks"],
+                   cases=list(saved["cases"]) + (["rss"] if saved["rss"] else []))
 
 
 def make_base(work: Path, runner: ProcessRunner) -> Path:
@@ -241,7 +333,7 @@ def make_base(work: Path, runner: ProcessRunner) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.report:
-        print(report_saved(Path(args.report), markdown=args.markdown))
+        print(render(load(Path(args.report)), markdown=args.markdown))
         return 0
     if os.geteuid() != 0:
         print("bench: needs root (pybuild, dockerd and buildah all mount and chroot)",
@@ -256,8 +348,10 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="pbbench.", dir=args.workdir))
     builders: list[Builder] = []
     unavailable: dict[str, str] = {}
+    versions: dict[str, str] = {}
     rows: list[Row] = []
-    rss: RssResult | str | None = None
+    rss: list[RssResult] = []
+    rec = Recorder()
     info = machine()
     try:
         base_tar = make_base(work, runner)
@@ -278,15 +372,17 @@ def main(argv: list[str] | None = None) -> int:
                     unavailable[name] = str(e)
                     log(f"{name}: n/a: {e}")
         versions = {b.name: b.version for b in builders}
-        for name in args.cases:
-            if name in CASES:
-                rows.extend(run_case(name, builders, work, args))
-        if "rss" in args.cases:
-            try:
-                rss = measure_rss(pyb, work, args.timeout)
-            except BuildFailed as e:
-                rss = f"failed: {e}"
-                log(f"rss: {rss}")
+        for repeat in range(1, args.repeat + 1):
+            for name in args.cases:
+                if name in CASES:
+                    rows.extend(run_case(name, builders, work, base_tar, args, repeat=repeat,
+                                         rec=rec))
+            if "rss" in args.cases:
+                try:
+                    rss.append(measure_rss(pyb, work, args.timeout, repeat=repeat))
+                except BuildFailed as e:
+                    rss.append(RssResult(repeat, 0, 0, 0.0, error=str(e)))
+                    rec.failed(Failure(repeat, "rss", "cold", "pybuild", 1, str(e)))
     except BuildFailed as e:
         log(f"setup failed: {e}")
         return 1
@@ -304,18 +400,14 @@ def main(argv: list[str] | None = None) -> int:
         remove_tree(work)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
-    others = [] if args.no_others else [t for t in TOOLS if t != "pybuild"]
-    report = (markdown_report if args.markdown else text_report)(
-        rows, rss, info=info, versions=versions, unavailable=unavailable, others=others,
-        runs=args.runs)
-    print(report)
+    res = Results(info, versions, unavailable, args.runs, args.repeat, rows, rss, rec.failures,
+                  rec.checks, cases=list(args.cases))
+    print(render(res, markdown=args.markdown))
     if args.json:
-        Path(args.json).write_text(json.dumps({
-            "machine": info, "versions": versions, "unavailable": unavailable, "runs": args.runs,
-            "cases": {n: CASES[n].title for n in args.cases if n in CASES},
-            "results": [r.as_dict() for r in rows],
-            "rss": rss.as_dict() if isinstance(rss, RssResult) else rss,
-        }, indent=2) + "\n")
+        save(Path(args.json), res)
+    if rec.failures:
+        log(f"{len(rec.failures)} build(s) failed: see the list under the tables")
+        return 1
     return 0
 
 

@@ -1,15 +1,21 @@
-"""The builders under test — pybuild, BuildKit (a private dockerd) and buildah — behind one shape.
+"""The builders under test — pybuild, BuildKit (a private dockerd) and buildah — behind one shape,
+and the floor: a case's one RUN alone in a plain chroot, timed the same way.
 
 Each builder owns its storage inside the benchmark's temp dir and nothing else: pybuild a store
-root, BuildKit a dockerd started by tests/dockerd.py (own data root, exec root and socket),
-buildah its own ``--root``/``--runroot``.  ``build()`` returns wall-clock seconds, or raises
-``BuildFailed`` with the tail of the output.  ``close()`` is idempotent and ends only what
-this builder started.
+root, BuildKit a dockerd of the benchmark's own (private_dockerd.py: own data root, exec root
+and socket), buildah its own ``--root``/``--runroot``.  ``build()`` returns a ``Built``
+(wall-clock seconds and the image ID the tool printed), or raises ``BuildFailed`` with the
+tail of the output.  ``close()`` is idempotent and ends only what this builder started.
+
+pybuild is reached through its command line only (an installed console script by default):
+nothing here imports the checkout's modules, so the benchmark measures whatever pybuild the
+checkout holds, however its insides change.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -18,9 +24,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cases import BASE, DOCKERFILE
+from cases import BASE, DOCKERFILE, Floor
+from mounts import remove_tree, unmount_under
+from private_dockerd import DaemonFailed, PrivateDockerd
 
 REPO = Path(__file__).resolve().parents[2]
+CHROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # docker's default
 BUILDAH_HINT = "apt-get install -y buildah"
 DOCKER_HINT = "apt-get install -y docker.io"
 
@@ -38,6 +47,14 @@ class Finished:
     seconds: float
     returncode: int
     output: str
+
+
+@dataclass(frozen=True)
+class Built:
+    """A timed build: wall-clock seconds, and the image ID it printed (its last output line;
+    "" for the floor, which makes no image)."""
+    seconds: float
+    image: str
 
 
 class ProcessRunner:
@@ -99,13 +116,19 @@ class Builder:
     """The shape every builder has.  ``name`` is the table's tool column."""
     name = "?"
     version = "?"
+    makes_image = True  # prints an image ID as its last line (the floor does not)
+    runner: ProcessRunner
 
-    def build(self, ctx: Path, *, tag: str, no_cache: bool, timeout: float) -> float:
+    def prepare(self, ctx: Path) -> None:
+        """Untimed, before each timed build (and before the sync that precedes it)."""
+
+    def build(self, ctx: Path, *, tag: str, no_cache: bool, timeout: float) -> Built:
         cmd, env = self.build_command(ctx, tag=tag, no_cache=no_cache)
         done = self.runner.run(cmd, timeout=timeout, env=env)
         if done.returncode != 0:
             raise BuildFailed(f"{self.name} build exited {done.returncode}\n{_tail(done.output)}")
-        return done.seconds
+        lines = done.output.strip().splitlines()
+        return Built(done.seconds, lines[-1].strip() if lines else "")
 
     def build_command(self, ctx: Path, *, tag: str,
                       no_cache: bool) -> tuple[list[str], dict[str, str] | None]:
@@ -149,7 +172,8 @@ class Pybuild(Builder):
             # our temp dir, never in the checkout; the untimed setup commands warm them.
             self.env.pop("PYTHONDONTWRITEBYTECODE", None)
             self.env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
-        self.version = _git_head()
+        how = "pip-installed console script in a venv" if self.script else "python -m builder"
+        self.version = f"{_git_head()}, {how}"
         self._generation = 0
         self.root = self._new_store()
 
@@ -189,56 +213,63 @@ class BuildKit(Builder):
     """``DOCKER_BUILDKIT=1 docker -H SOCK build --network none …`` against a private dockerd.
 
     The docker client must speak BuildKit by itself: docker ≥ 23 clients need the buildx
-    plugin for that, so every `docker` on PATH is probed and the first that builds is used."""
+    plugin for that (this machine's /usr/local/bin/docker, 28.x, has none and refuses), so
+    every `docker` on PATH is probed with a one-line build and the first whose output is
+    BuildKit's (``#1 [internal] load build definition``, never the classic builder's
+    ``Step 1/2``) is used for everything: the timed builds, load, rmi, prune."""
     name = "buildkit"
+    MARK = "[internal] load build definition"
 
     def __init__(self, runner: ProcessRunner, *, base_image_tar: Path) -> None:
         self.runner = runner
-        if shutil.which("dockerd") is None or shutil.which("docker") is None:
+        self.daemon: PrivateDockerd | None = None
+        dockerd = shutil.which("dockerd")
+        clients = _all_on_path("docker")
+        if dockerd is None or not clients:
             raise Unavailable(f"docker engine not installed ({DOCKER_HINT})")
-        sys.path.insert(0, str(REPO / "tests"))
-        sys.path.insert(0, str(REPO))
-        try:
-            from dockerd import DockerDaemon
-        except Exception as e:  # the checkout is being edited: say so, do not crash the run
-            raise Unavailable(f"cannot import tests/dockerd.py: {e}") from e
-        self.daemon = DockerDaemon(timeout=90)
-        try:
-            self.daemon.start()
-        except Exception as e:
-            raise Unavailable(f"private dockerd did not start: {e}") from e
+        self.daemon = PrivateDockerd(dockerd=dockerd, timeout=90)
         self.env = dict(os.environ, DOCKER_BUILDKIT="1")
         try:
-            self.daemon.run("load", "-i", str(base_image_tar))
-            self.client = self._pick_client(base_image_tar.parent)
-            server = self.daemon.run("version", "--format", "{{.Server.Version}}").stdout.strip()
-            self.version = f"dockerd {server}, client {self.client}"
-        except Exception as e:
+            self.daemon.start(clients)
+            self.client = self._pick_client(clients, base_image_tar.parent)
+            self.docker("load", "-i", str(base_image_tar))
+            server = self.docker("version", "--format", "{{.Server.Version}}").output.strip()
+            self.version = f"dockerd {server}, client {self.client} (BuildKit checked)"
+        except (DaemonFailed, BuildFailed, Unavailable) as e:
             self.close()
             raise e if isinstance(e, Unavailable) else Unavailable(f"setting up dockerd: {e}")
 
-    def _pick_client(self, scratch: Path) -> str:
+    @property
+    def host(self) -> str:
+        assert self.daemon is not None, "dockerd is stopped"
+        return self.daemon.host
+
+    def docker(self, *args: str, check: bool = True, timeout: float = 300) -> Finished:
+        cmd = [self.client, "-H", self.host, *args]
+        if check:
+            return self.runner.check(cmd, timeout=timeout, what="docker", env=self.env)
+        return self.runner.run(cmd, timeout=timeout, env=self.env)
+
+    def _pick_client(self, clients: list[str], scratch: Path) -> str:
         probe = scratch / "buildkit-probe"
         probe.mkdir(exist_ok=True)
-        (probe / DOCKERFILE).write_text(f"FROM {BASE}\nRUN true\n")
-        seen, reasons = set(), []
-        for d in os.environ.get("PATH", "").split(os.pathsep):
-            client = os.path.join(d, "docker")
-            real = os.path.realpath(client)
-            if real in seen or not os.access(client, os.X_OK):
-                continue
-            seen.add(real)
-            done = self.runner.run([client, "-H", self.daemon.host, "build", "--network", "none",
-                                    "-q", "-t", "bench-probe", str(probe)],
+        (probe / DOCKERFILE).write_text("FROM scratch\nLABEL probe=1\n")
+        reasons = []
+        for client in clients:
+            done = self.runner.run([client, "-H", self.host, "build", "--progress", "plain",
+                                    "--network", "none", "-t", "bench-probe", str(probe)],
                                    timeout=120, env=self.env)
-            if done.returncode == 0:
+            if done.returncode == 0 and self.MARK in done.output:
+                self.runner.run([client, "-H", self.host, "rmi", "bench-probe"], timeout=60,
+                                env=self.env)
                 return client
-            reasons.append(f"{client}: {_tail(done.output, 3)}")
-        raise Unavailable("no docker client builds with DOCKER_BUILDKIT=1 "
-                          "(a docker ≥ 23 client needs the buildx plugin):\n" + "\n".join(reasons))
+            why = "built, but not with BuildKit" if done.returncode == 0 else "failed"
+            reasons.append(f"{client}: {why}: {_tail(done.output, 3)}")
+        raise Unavailable("no docker client builds with BuildKit (DOCKER_BUILDKIT=1; "
+                          "a docker ≥ 23 client needs the buildx plugin):\n" + "\n".join(reasons))
 
     def build_command(self, ctx, *, tag, no_cache):
-        cmd = [self.client, "-H", self.daemon.host, "build", "--network", "none", "-q",
+        cmd = [self.client, "-H", self.host, "build", "--network", "none", "-q",
                "-f", str(ctx / DOCKERFILE), "-t", tag]
         if no_cache:
             cmd.append("--no-cache")
@@ -246,12 +277,11 @@ class BuildKit(Builder):
 
     def forget(self, tags):
         for args in (["rmi", "-f", *tags], ["image", "prune", "-f"], ["builder", "prune", "-af"]):
-            self.daemon.run(*args, check=False, timeout=300)
+            self.docker(*args, check=False)
 
     def close(self):
-        daemon = getattr(self, "daemon", None)
+        daemon, self.daemon = self.daemon, None
         if daemon is not None:
-            self.daemon = None
             daemon.stop()
 
 
@@ -270,6 +300,7 @@ class Buildah(Builder):
             raise Unavailable(f"buildah not installed ({BUILDAH_HINT})")
         self.dir = workdir / "buildah"
         (self.dir / "tmp").mkdir(parents=True, exist_ok=True)
+        self.closed = False
         self.base = [exe, "--root", str(self.dir / "root"), "--runroot", str(self.dir / "run"),
                      "--storage-driver", driver]
         # Big layers are staged in TMPDIR: keep them in our dir, not in /var/tmp.
@@ -300,47 +331,99 @@ class Buildah(Builder):
         self.runner.run(self.base + ["rmi", "--prune"], timeout=300, env=self.env)
 
     def close(self):
-        if getattr(self, "base", None) is None:
+        if self.closed:
             return
-        base, self.base = self.base, None
-        self.runner.run(base + ["rm", "--all"], timeout=120, env=self.env)
-        self.runner.run(base + ["umount", "--all"], timeout=120, env=self.env)
+        self.closed = True
+        self.runner.run(self.base + ["rm", "--all"], timeout=120, env=self.env)
+        self.runner.run(self.base + ["umount", "--all"], timeout=120, env=self.env)
         # overlay storage keeps its own mounts (the driver's home); drop them before removal.
-        for point in mounts_under(self.dir):
-            subprocess.run(["umount", "-l", point], capture_output=True)
+        unmount_under(self.dir)
+
+
+# The floor's one hashing pass: Python's hashlib (OpenSSL's sha256, as pybuild's), not
+# coreutils' sha256sum, which does not use the CPU's SHA extensions and is 2-3× slower here
+# (0.58 s against 0.27 s for 300 MB): it would put the floor above what a builder that
+# hashes well takes.
+SHA256_STDIN = ("import hashlib, sys\n"
+                "h = hashlib.sha256()\n"
+                "while chunk := sys.stdin.buffer.read(1 << 20):\n"
+                "    h.update(chunk)\n"
+                "print(h.hexdigest())\n")
+
+
+class ChrootFloor(Builder):
+    """The least a builder can take for a case's one RUN: the same command in a plain chroot
+    (``chroot ROOT /bin/sh -c CMD``, no namespaces, no overlay, no layer) on a scratch copy of
+    the unpacked base, then one pass over what it wrote (``tar -c …`` piped to a sha256 of the
+    stream in Python), timed together as one command.  ``prepare`` (untimed) makes the scratch copy afresh; the base's
+    /dev holds null, zero, random and urandom nodes, which the builders' sandboxes provide."""
+    name = "floor"
+    makes_image = False
+
+    def __init__(self, runner: ProcessRunner, *, workdir: Path, base_tar: Path,
+                 floor: Floor) -> None:
+        self.runner = runner
+        self.floor = floor
+        self.base = workdir / "floor-base"
+        self.scratch = workdir / "floor-scratch"
+        self.base.mkdir()
+        runner.check(["tar", "-xpf", str(base_tar), "-C", str(self.base)], timeout=120,
+                     what="unpack the base for the floor")
+        dev = self.base / "dev"
+        dev.mkdir(exist_ok=True)
+        for node, minor in (("null", 3), ("zero", 5), ("random", 8), ("urandom", 9)):
+            if not (dev / node).exists():
+                os.mknod(dev / node, 0o20666, os.makedev(1, minor))
+        self.version = "chroot, then tar | Python hashlib sha256"
+
+    def prepare(self, ctx):
+        remove_tree(self.scratch)
+        self.runner.check(["cp", "-a", str(self.base), str(self.scratch)], timeout=300,
+                          what="copy the base for the floor")
+
+    def build_command(self, ctx, *, tag, no_cache):
+        script = ('root=$1 run=$2 py=$3 hash=$4 && shift 4 && chroot "$root" /bin/sh -c "$run" && '
+                  'cd "$root" && tar --numeric-owner -cf - -- "$@" | "$py" -I -c "$hash"')
+        return (["bash", "-o", "pipefail", "-c", script, "floor", str(self.scratch),
+                 self.floor.command, sys.executable, SHA256_STDIN, *self.floor.outputs],
+                {"PATH": CHROOT_PATH})
+
+    def build(self, ctx, *, tag, no_cache, timeout):
+        done = super().build(ctx, tag=tag, no_cache=no_cache, timeout=timeout)
+        if not re.fullmatch(r"[0-9a-f]{64}", done.image):
+            raise BuildFailed(f"floor printed no sha256 (hashing did not run?): {done.image!r}")
+        return Built(done.seconds, "")
+
+    def close(self):
+        remove_tree(self.scratch)
+        remove_tree(self.base)
+
+
+def _all_on_path(name: str) -> list[str]:
+    """Every executable ``name`` on PATH, in PATH order, each real file once."""
+    seen, found = set(), []
+    for d in os.environ.get("PATH", "").split(os.pathsep):
+        exe = os.path.join(d, name)
+        real = os.path.realpath(exe)
+        if real not in seen and os.path.isfile(exe) and os.access(exe, os.X_OK):
+            seen.add(real)
+            found.append(exe)
+    return found
 
 
 def _git_head() -> str:
-    """The checkout's commit (read-only; the working tree may differ from it)."""
+    """The checkout's commit, and whether what pip installs from it (the package, its grammar,
+    pyproject.toml) differs from that commit (read-only)."""
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True,
+                              timeout=10)
     try:
-        out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=10)
-        return f"checkout at {out.stdout.strip()} (+ working tree)" if out.returncode == 0 else "?"
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--", "builder", "grammar", "pyproject.toml")
     except (OSError, subprocess.TimeoutExpired):
         return "?"
+    if head.returncode != 0:
+        return "?"
+    state = "with uncommitted changes to the package" if dirty.stdout.strip() else "clean"
+    return f"checkout at {head.stdout.strip()} ({state})"
 
-
-def mounts_under(root: Path) -> list[str]:
-    """Mount points at or below ``root`` (from /proc/self/mountinfo), deepest first."""
-    prefix = os.path.abspath(root)
-    found = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            point = line.split()[4].encode().decode("unicode_escape")
-            if point == prefix or point.startswith(prefix + "/"):
-                found.append(point)
-    return sorted(found, key=len, reverse=True)
-
-
-def remove_tree(path: Path) -> None:
-    """Unmount whatever is left below ``path``, then remove it — but never while something
-    is still mounted there (rmtree would reach into the mounted file system)."""
-    if not path.exists():
-        return
-    for point in mounts_under(path):
-        subprocess.run(["umount", "-l", point], capture_output=True)
-    left = mounts_under(path)
-    if left:
-        print(f"bench: not removing {path}: still mounted: {', '.join(left)}", file=sys.stderr)
-        return
-    shutil.rmtree(path, ignore_errors=True)
