@@ -114,10 +114,17 @@ def make_init_layer(path: Path, stack: LayerStack, files: dict[str, bytes]) -> N
             d.mkdir(mode=0o755)
     for rel in INIT_FILES:
         (path / rel).touch(mode=0o644)
-        (path.parent / rel.replace("/", "_")).write_bytes(files.get(rel, b""))
+    write_init_files(path.parent, files)
     st = stack.lookup("etc")
     if st is not None:                      # touching files above changed etc's mtime
         os.utime(path / "etc", ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def write_init_files(files_dir: Path, files: dict[str, bytes]) -> None:
+    """The private copies the sandbox binds on the INIT_FILES, written into ``files_dir`` (the
+    ``files_dir`` of ``run``); ``files`` gives their content (missing: empty)."""
+    for rel in INIT_FILES:
+        (files_dir / rel.replace("/", "_")).write_bytes(files.get(rel, b""))
 
 
 def host_files() -> dict[str, bytes]:
