@@ -42,7 +42,7 @@ def write_upper(root: str, changes: Changes, after: Snapshot, upper: Path) -> No
             dirfd, name = up.parent_of(rel)
             try:
                 if rel in deleted:
-                    whiteout.make_overlay_whiteout(dirfd, name)
+                    _make_whiteout(dirfd, name, rel)
                     continue
                 entry = after[rel]
                 if entry.is_dir:
@@ -78,6 +78,15 @@ def write_upper(root: str, changes: Changes, after: Snapshot, upper: Path) -> No
                 os.utime(name, ns=(mtime, mtime), dir_fd=dirfd, follow_symlinks=False)
             finally:
                 os.close(dirfd)
+
+
+def _make_whiteout(dirfd: int, name: str, rel: str) -> None:
+    try:
+        whiteout.make_overlay_whiteout(dirfd, name)
+    except PermissionError as e:
+        raise LayerError(f"record the deletion of {rel}: {e.strerror}: the store's filesystem refuses "
+                         f"whiteouts (0:0 char devices; overlayfs does): keep the store on another "
+                         f"filesystem (--root, $PYBUILD_ROOT)") from e
 
 
 def _ancestors(rel: str) -> list[str]:
