@@ -134,9 +134,13 @@ def make_user(name: str = USER) -> RootlessUser:
         subids = (start, SUB_COUNT)
     home = Path(tempfile.mkdtemp(prefix=f"{name}-home.", dir="/tmp"))
     user = RootlessUser(name, pw.pw_uid, pw.pw_gid, home, [], "", made=made, subids=subids)
-    user.own(home)
-    os.chmod(home, 0o700)
-    user.python, user.pythonpath = _python_for(user)
+    try:
+        user.own(home)
+        os.chmod(home, 0o700)
+        user.python, user.pythonpath = _python_for(user)
+    except BaseException:
+        remove_user(user)
+        raise
     return user
 
 
@@ -151,7 +155,11 @@ def _python_for(user: RootlessUser) -> tuple[list[str], str]:
         if not exe:
             continue
         user.pythonpath = path
-        proc = user.run(exe, "-c", IMPORT_CHECK)
+        try:
+            proc = user.run(exe, "-c", IMPORT_CHECK)
+        except OSError as e:                 # the user may not even execute it
+            tried.append(f"{exe}: {e.strerror}")
+            continue
         if proc.returncode == 0:
             return [exe], path
         tried.append(f"{exe}: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")

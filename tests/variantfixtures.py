@@ -24,6 +24,7 @@ EPOCH = "1700000000"
 class Made:
     ok: bool
     error: str                        # the last line pybuild printed on stderr when it failed
+                                      # (the Buildfile's path in it spelled "Buildfile")
     diff_ids: tuple[str, ...] = ()
     created_by: tuple[str, ...] = ()
 
@@ -38,7 +39,7 @@ def build_as_root(store: Path, ctx: Path, buildfile: Path, tag: str, snapshotter
     built = build(store, ctx, "--no-cache", "--snapshotter", snapshotter, buildfile=buildfile, tag=tag,
                   check=False, validate=True, env={"SOURCE_DATE_EPOCH": EPOCH})
     if not built.ok:
-        return Made(False, _last_line(built.proc.stderr))
+        return Made(False, _last_line(built.proc.stderr).replace(str(buildfile), "Buildfile"))
     cfg = built.config()
     return Made(True, "", tuple(cfg["rootfs"]["diff_ids"]), tuple(h.get("created_by", "") for h in cfg["history"]))
 
@@ -48,7 +49,7 @@ def build_as_user(user: RootlessUser, ctx: Path, buildfile: Path, tag: str, snap
     proc = user.pybuild("build", "--no-cache", "--snapshotter", snapshotter, "-f", str(buildfile), "-t", tag,
                         str(ctx), env={"SOURCE_DATE_EPOCH": EPOCH}, check=False)
     if proc.returncode != 0:
-        return Made(False, _last_line(proc.stderr))
+        return Made(False, _last_line(proc.stderr).replace(str(buildfile), "Buildfile"))
     info = json.loads(user.pybuild("inspect", tag).stdout)
     return Made(True, "", tuple(info["DiffIDs"]),
                 tuple(h.get("created_by", "") for h in info["Config"]["history"]))

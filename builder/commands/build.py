@@ -23,10 +23,16 @@ def cmd_build(args: argparse.Namespace) -> int:
     buildfile = Path(args.file) if args.file else context / "Buildfile"
     if not args.file and not buildfile.exists() and (context / "Dockerfile").exists():
         buildfile = context / "Dockerfile"
-    store = store_of(args)
+    rootless = os.geteuid() != 0
+    store = store_of(args)                  # an ordinary user is in a user namespace from here on
     parsed = load_buildfile(store, buildfile)
     # with --explain=json the JSON is the only thing on stdout; the build log goes to stderr
     log = BuildLog(out=sys.stderr if args.explain == "json" else None, quiet=args.quiet)
+    if rootless:
+        # start-up: only an ordinary user's build
+        from builder.layer.userns import single_id_note
+        if single_id_note():
+            log.warn(single_id_note())
     options = BuildOptions(buildfile=buildfile, context=context, tags=tuple(args.tag),
                            no_cache=args.no_cache, explain=args.explain,
                            source_date_epoch=_source_date_epoch(args.reproducible),

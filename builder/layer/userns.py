@@ -108,7 +108,7 @@ def single_id_note() -> str:
     m = _entered
     if m is None or m.subordinate:
         return ""
-    return (f"rootless with one id only ({m.note}): files can be owned by root alone, so chown "
+    return (f"rootless with one id only, as {m.note}: files can be owned by root alone, so chown "
             f"to another id, USER with another id and images with other owners fail")
 
 
