@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from buildfixtures import build, make_context
+from buildfixtures import Link, build, make_context
 from conftest import conformance_dir, pybuild
 from layerfixtures import needs_root, overlay
 from variantfixtures import EPOCH, build_as_root, case_context
@@ -71,8 +71,11 @@ DIFFERENTIAL = [
     # an image without /etc, /proc, /dev, /sys: the RUN's mount points are made and taken away
     pytest.param("FROM scratch\nCOPY --from=pbtest/busybox:base /bin/busybox /bin/busybox\n"
                  "RUN [\"/bin/busybox\", \"mkdir\", \"/x\"]\n"
-                 "RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox echo hi > /etc/motd\"]",
+                 "RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox echo hi > /etc/motd\"]\n"
+                 "COPY file.txt /z",
                  id="image-without-mount-points"),
+    # /etc/hosts a symlink in the image: moved aside for the RUN's placeholder, and back
+    pytest.param("COPY etc/ /etc/\nRUN echo x > /x\nRUN echo y > /etc/y", id="hosts-a-symlink"),
     # a second stage: the working root is made again from another base
     pytest.param("RUN echo one > /one\nFROM pbtest/busybox:base\nCOPY --from=0 /one /two\n"
                  "RUN cat /two >> /etc/group", id="two-stages"),
@@ -81,7 +84,7 @@ DIFFERENTIAL = [
 
 @pytest.mark.parametrize("body", DIFFERENTIAL)
 def test_copy_makes_overlays_layers(body, session_store, tmp_path):
-    ctx = make_context(tmp_path / "ctx", {"file.txt": "hello\n", "sub/x": "x\n"})
+    ctx = make_context(tmp_path / "ctx", {"file.txt": "hello\n", "sub/x": "x\n", "etc/hosts": Link("/run/hosts")})
     text = body if body.startswith("FROM") else BASE + body
     buildfile = tmp_path / "Buildfile"
     buildfile.write_text(text + "\n")

@@ -204,12 +204,14 @@ class CopySnapshotter:
     def finish(self, root: StepRoot) -> Path:
         tree = str(root.write_dir)
         points, self._points = self._points, None
-        after = snapshot.take(tree, skip=points.paths if points else ())
-        changes = snapshot.diff(self._before, after, content=lambda rel: snapshot.content_digest(tree, rel))
+        ours = points.paths if points else set()
+        after = snapshot.take(tree, skip=ours)
+        before = {rel: e for rel, e in self._before.items() if rel not in ours} if ours else self._before
+        changes = snapshot.diff(before, after, content=lambda rel: snapshot.content_digest(tree, rel))
         copyup.write_upper(tree, changes, after, root.upper)
         if points is not None:
             points.remove()
-            snapshot.refresh(tree, after, points.parents)
+            snapshot.refresh(tree, after, points.touched)
         linked = sorted(rel for rel, e in after.items() if not e.is_dir and e.nlink > 1)
         if linked:
             snapshot.refresh(tree, after, workroot.split_hardlinks(root.write_dir, linked))

@@ -153,14 +153,21 @@ class MountPoints:
     aside: dict[str, str] = field(default_factory=dict)  # path → where the image's entry waits
 
     @property
-    def paths(self) -> list[str]:
-        """Every path that is ours, not the image's (to leave out of a walk)."""
-        return self.files + list(self.aside.values()) + [d for d in self.dirs if not self._holds_more(d)]
+    def paths(self) -> set[str]:
+        """Every path that is ours while the RUN runs, not the image's: to leave out of the
+        walks compared (a made dir the RUN put something in is the RUN's, and not left out)."""
+        return set(self.files) | set(self.aside.values()) | {d for d in self.dirs if not self._holds_more(d)}
 
     @property
     def parents(self) -> list[str]:
         """Directories of the image whose times were put back (to be walked again)."""
         return sorted({p.rpartition("/")[0] for p in self.dirs + self.files} - {""} - set(self.dirs))
+
+    @property
+    def touched(self) -> list[str]:
+        """What ``remove`` changed beside what it removed (to be walked again): the parents,
+        the made dirs a RUN kept, and the entries moved back (a rename moves their ctime)."""
+        return sorted(set(self.parents) | set(self.dirs) | set(self.aside))
 
     def _holds_more(self, rel: str) -> bool:
         """A made dir that a RUN put something in is the RUN's now (overlay copies it up)."""
