@@ -19,7 +19,7 @@ EXIT_INTERNAL = 70
 
 USAGE = "pybuild [--root DIR] COMMAND [ARG...]"
 DESCRIPTION = "Build Dockerfile-style images without a daemon, and see how every layer is made."
-ROOT_HELP = "image store directory (default $PYBUILD_ROOT or /var/lib/pybuild)"
+ROOT_HELP = "image store (default $PYBUILD_ROOT; /var/lib/pybuild as root, ~/.local/share/pybuild as a user)"
 SHORT_FORM = "`pybuild -f Buildfile -t NAME [CONTEXT]` is short for `pybuild build …`."
 
 

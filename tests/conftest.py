@@ -107,6 +107,28 @@ def session_store(tmp_path_factory, base_tar) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def rootless_user(base_tar):
+    """An ordinary user with subordinate ids (tests/rootlessfixtures.py: made if missing and
+    removed after the session), whose own default store (~/.local/share/pybuild under its
+    temporary HOME) holds pbtest/busybox:base, imported by that user."""
+    from rootlessfixtures import make_user, remove_user
+    user = make_user()
+    try:
+        user.pybuild("import", str(user.copy_in(base_tar, "base.tar")), "pbtest/busybox:base")
+        yield user
+    finally:
+        remove_user(user)
+
+
+@pytest.fixture(scope="session")
+def overlay_reference(session_store, tmp_path_factory):
+    """Each conformance case built by root over overlay, reproducibly (tests/variantfixtures.py),
+    once per session: what the copy snapshotter and rootless builds must match."""
+    from variantfixtures import Reference
+    return Reference(session_store, tmp_path_factory.mktemp("reference"))
+
+
 @pytest.fixture
 def store_root(tmp_path, base_tar) -> Path:
     """A fresh store of the test's own, holding pbtest/busybox:base."""

@@ -12,7 +12,7 @@ from builder.layer.capture import capture
 from builder.oci.config import config_bytes, empty_config
 from builder.oci.digest import chain_id, sha256_bytes
 from builder.oci.manifest import manifest_bytes
-from builder.store.store import Store, normalize_tag
+from builder.store.store import Store, normalize_tag, root_for
 
 
 def commit(store: Store, tmp_path: Path, files: dict[str, bytes], parent: str | None = None):
@@ -96,3 +96,19 @@ def test_images_tags_and_resolution(tmp_path):
 ])
 def test_normalize_tag(ref, want):
     assert normalize_tag(ref) == want
+
+
+@pytest.mark.parametrize("environ, euid, want", [
+    pytest.param({}, 0, "/var/lib/pybuild", id="root"),
+    pytest.param({"XDG_DATA_HOME": "/srv/data"}, 0, "/var/lib/pybuild", id="root-ignores-xdg"),
+    pytest.param({}, 1000, "/home/u/.local/share/pybuild", id="user-default"),
+    pytest.param({"XDG_DATA_HOME": "/srv/data"}, 1000, "/srv/data/pybuild", id="user-xdg"),
+    # the XDG spec: a relative or empty XDG_DATA_HOME is invalid and ignored
+    pytest.param({"XDG_DATA_HOME": "data"}, 1000, "/home/u/.local/share/pybuild", id="user-xdg-relative"),
+    pytest.param({"XDG_DATA_HOME": ""}, 1000, "/home/u/.local/share/pybuild", id="user-xdg-empty"),
+    pytest.param({"PYBUILD_ROOT": "/x", "XDG_DATA_HOME": "/srv/data"}, 1000, "/x", id="user-pybuild-root-wins"),
+    pytest.param({"PYBUILD_ROOT": "/x"}, 0, "/x", id="root-pybuild-root"),
+    pytest.param({"PYBUILD_ROOT": ""}, 0, "/var/lib/pybuild", id="empty-pybuild-root-is-unset"),
+])
+def test_store_root_selection(environ, euid, want):
+    assert root_for(environ, euid=euid, home="/home/u") == Path(want)

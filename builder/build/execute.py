@@ -9,7 +9,6 @@ the description alone gives the rest of the state (ARG values, CMD set, maintain
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 from collections.abc import Callable
@@ -36,7 +35,8 @@ if TYPE_CHECKING:       # imported where a step really runs: a cached build neve
     from builder.build import explain
     from builder.build.copysources import CopyJob
     from builder.build.runmounts import MountSources, Prepared
-    from builder.layer.overlay import OverlayMount
+    from builder.build.snapshotter import Snapshotter, StepRoot
+    from builder.layer.rootmount import RootMount
     from builder.layer.stack import LayerStack
     from builder.registry.remote_cache import RemoteCache
 
@@ -70,6 +70,7 @@ class Executor:
         self.hits = 0                              # steps served from the cache (or that would be)
         self.rerun: int | None = None              # the first step that ran
         self._mounts: MountSources | None = None   # RUN --mount sources, made on first use
+        self._snap: Snapshotter | None = None       # chosen at the first step that runs
 
     # -- FROM ------------------------------------------------------------------------------
     def load_base(self, ref: str) -> State:
@@ -132,14 +133,12 @@ class Executor:
     # -- layer steps -----------------------------------------------------------------------
     def run(self, state: State, step: RunStep, ref: StepRef) -> State:
         """RUN: execute the command over the union; capture what it changed."""
-        def action(mount: OverlayMount, step_dir: Path) -> OverlayMount:
+        def action(root: StepRoot, step_dir: Path) -> RootMount:
             # start-up: a cached build never imports what only a running step needs
-            from builder.layer import sandbox
-            init = step_dir / "init"
-            sandbox.make_init_layer(init, self._stack(state), sandbox.host_files())
-            mount = replace(mount, lowers=(os.path.relpath(init, self.store.root),) + mount.lowers)
+            from builder.layer import sandbox, userns
+            mount = self._snapshotter().for_run(root, self._stack(state), step_dir)
             hostname = secrets.token_hex(6)     # docker uses the container's short id
-            script = step_dir / "upper" / step.script.path.lstrip("/") if step.script else None
+            script = root.write_dir / step.script.path.lstrip("/") if step.script else None
             if script is not None and step.script is not None:   # removed before the capture
                 script.write_bytes(step.script.body)
                 script.chmod(0o755)
@@ -150,12 +149,13 @@ class Executor:
                 spec = sandbox.RunSpec(argv=step.argv, env=env + prepared.env,
                                        workdir=state.run_config.working_dir or "/", user=state.run_config.user,
                                        hostname=hostname, mounts=prepared.mounts, network=step.network)
-                code = sandbox.run(mount, spec, self.log.output, files_dir=step_dir)
+                tail = _Tail(self.log.output)
+                code = sandbox.run(mount, spec, tail, files_dir=step_dir)
             self.log.end_output()
             if script is not None:
                 script.unlink(missing_ok=True)
             if code != 0:
-                raise ref.error(f"exit code {code}", exit_code=code)
+                raise ref.error(f"exit code {code}{userns.run_failure_hint(tail.data)}", exit_code=code)
             return mount
         files: dict[str, str] = {}
         inputs = self._mount_sources().key_inputs(step, ref, files) if step.mounts else ""
@@ -195,9 +195,11 @@ class Executor:
         return replace(after, config=replace(after.config, config=rc))
 
     def copy(self, state: State, step: CopyStep, job: CopyJob, ref: StepRef) -> State:
-        """ADD/COPY: ``job`` (see copysources.py) run in a helper on the merged union."""
-        produce = (lambda: self._copy_layer(state, step, job, ref)) if job.leaves_files else \
-            (lambda: self._in_root(state, job.created_by, ref, job.fn, *job.args))
+        """ADD/COPY: ``job`` (see copysources.py) run in a helper on the step's root."""
+        def produce() -> ImageConfig:
+            if job.leaves_files and self._snapshotter().writes_upper:
+                return self._copy_layer(state, step, job, ref)
+            return self._in_root(state, job.created_by, ref, job.fn, *job.args)
         return self._cached(state, step, produce, ref, inputs=job.inputs, files=job.files)
 
     def _copy_layer(self, state: State, step: CopyStep, job: CopyJob, ref: StepRef) -> ImageConfig:
@@ -210,11 +212,11 @@ class Executor:
         from builder.layer import sandbox
         reuse = LayerReuse(self.store, self.hashes, memo_key(self.image_id_of(state.config), canonical(step)))
 
-        def action(mount: OverlayMount, step_dir: Path) -> OverlayMount:
-            leftover = sandbox.call_in_root(mount, partial(job.fn, upper=step_dir / "upper"), *job.args)
+        def action(root: StepRoot, step_dir: Path) -> RootMount:
+            leftover = sandbox.call_in_root(root.mount, partial(job.fn, upper=root.upper), *job.args)
             if leftover is not None:
-                finish_copy(step_dir / "upper", leftover, reuse.offer)
-            return mount
+                finish_copy(root.upper, leftover, reuse.offer)
+            return root.mount
         try:
             cfg = self._layer_step(state, job.created_by, action, ref)
         finally:
@@ -228,9 +230,9 @@ class Executor:
         # start-up: a cached build never imports what only a running step needs
         from builder.layer import sandbox
 
-        def action(mount: OverlayMount, step_dir: Path) -> OverlayMount:
-            sandbox.call_in_root(mount, fn, *args)
-            return mount
+        def action(root: StepRoot, step_dir: Path) -> RootMount:
+            sandbox.call_in_root(root.mount, fn, *args)
+            return root.mount
         return self._layer_step(state, created_by, action, ref)
 
     # -- the cache front -------------------------------------------------------------------
@@ -297,37 +299,44 @@ class Executor:
         return self._remotes
 
     # -- mount, act, capture, commit ---------------------------------------------------------
-    def _layer_step(self, state: State, created_by: str, action: Callable[[OverlayMount, Path], OverlayMount],
+    def _layer_step(self, state: State, created_by: str, action: Callable[[StepRoot, Path], RootMount],
                     ref: StepRef, notes: tuple[str, ...] = ()) -> ImageConfig:
-        """Mount the union of ``state``'s layers with a fresh upper dir, let ``action`` change
-        it, capture the upper dir and commit it as a layer (none if it is empty)."""
-        # start-up: a cached build never imports what only a running step needs
-        from builder.layer.overlay import OverlayMount
+        """Give ``action`` a root holding ``state``'s layers (the snapshotter's: an overlay
+        union with a fresh upper dir, or the copy snapshotter's working root), capture the upper
+        dir of what it changed and commit it as a layer (none if it is empty)."""
+        snapshotter = self._snapshotter()
         step_dir = self.scratch() / f"step-{secrets.token_hex(4)}"
         step_dir.mkdir()
         try:
-            for sub in ("upper", "work", "merged", "empty"):
-                (step_dir / sub).mkdir()
-            rel = os.path.relpath(step_dir, self.store.root)
-            lowers = tuple(self.store.short_layer_path(c) for c in reversed(state.chain)) or (f"{rel}/empty",)
-            mount = OverlayMount(lowers=lowers, upper=f"{rel}/upper", work=f"{rel}/work",
-                                 target=str(step_dir / "merged"), cwd=str(self.store.root))
-            used = action(mount, step_dir)
-            seen = self._explain_upper(state, step_dir / "upper") if self.options.explain else ()
-            cfg, captured = self._commit_upper(state, step_dir, created_by)
+            root = snapshotter.prepare(state.chain, step_dir)
+            used = action(root, step_dir)
+            upper = snapshotter.finish(root)
+            seen = self._explain_upper(state, upper) if self.options.explain else ()
+            cfg, captured = self._commit_upper(state, upper, step_dir / "layer.tar", created_by)
+            snapshotter.advance(tuple(chain_ids(cfg.diff_ids)))
             if self.options.explain:
                 self._record(state, cfg, captured, used, seen, created_by, ref, notes)
             return cfg
+        except BaseException:
+            snapshotter.discard()
+            raise
         finally:
             shutil.rmtree(step_dir, ignore_errors=True)
 
-    def _commit_upper(self, state: State, step_dir: Path, created_by: str) -> tuple[ImageConfig, Captured]:
+    def _snapshotter(self) -> Snapshotter:
+        if self._snap is None:
+            # start-up: a cached build never chooses one (choosing may mount a probe)
+            from builder.build.snapshotter import choose
+            self._snap = choose(self.store, self.options.snapshotter, self.scratch, self.log)
+        return self._snap
+
+    def _commit_upper(self, state: State, upper: Path, tar_path: Path,
+                      created_by: str) -> tuple[ImageConfig, Captured]:
         # start-up: a cached build never imports what only a running step needs
         from builder.layer.capture import capture
-        tar_path = step_dir / "layer.tar"
         try:
             with open(tar_path, "wb") as out, self.log.bar("capturing layer") as done:
-                cap = capture(step_dir / "upper", out, on_progress=done,
+                cap = capture(upper, out, on_progress=done,
                               mtime_clamp=self.options.source_date_epoch)
         except OSError as e:      # closing the tar flushes it: a full disk can show up only here
             raise LayerError(f"write the layer tar: {e.strerror}") from e
@@ -337,7 +346,7 @@ class Executor:
             return base.with_history(replace(history, empty_layer=True)), Captured(cap.diff_id, cap.size)
         parent = state.chain[-1] if state.chain else None
         self.store.commit_layer(chain_id=chain_id(parent, cap.diff_id), diff_id=cap.diff_id, parent=parent,
-                                unpacked=step_dir / "upper", tar_path=tar_path, size=cap.size)
+                                unpacked=upper, tar_path=tar_path, size=cap.size)
         self.log.note(f"layer {short_id(cap.diff_id)} ({human_size(cap.size)}, {len(cap.entries)} entries)")
         return base.with_layer(cap.diff_id, history), Captured(cap.diff_id, cap.size)
 
@@ -348,7 +357,7 @@ class Executor:
         stack = self._stack(state)
         return tuple(explain.upper_entries(upper, lambda rel: stack.lookup(rel) is not None))
 
-    def _record(self, before: State, after: ImageConfig, captured: Captured, mount: OverlayMount,
+    def _record(self, before: State, after: ImageConfig, captured: Captured, mount: RootMount,
                 entries: tuple[explain.UpperEntry, ...], created_by: str, ref: StepRef,
                 notes: tuple[str, ...]) -> None:
         # start-up: only --explain describes steps
@@ -384,3 +393,17 @@ class Executor:
         # start-up: a cached build never imports what only a running step needs
         from builder.layer.stack import LayerStack
         return LayerStack(tuple(self.store.layer_dir(c) for c in reversed(state.chain)))
+
+
+class _Tail:
+    """Passes a RUN's output on and keeps its last few KiB (for the error's hint)."""
+
+    KEEP = 4096
+
+    def __init__(self, on_output: Callable[[bytes], None]) -> None:
+        self.on_output = on_output
+        self.data = b""
+
+    def __call__(self, chunk: bytes) -> None:
+        self.on_output(chunk)
+        self.data = (self.data + chunk)[-self.KEEP:]

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 from builder.oci.config import ImageConfig, RunConfig
 from builder.oci.createdby import DEFAULT_SHELL
 
+#: --snapshotter values (build/snapshotter.py): try overlay and fall back, or force one.
+SNAPSHOTTERS = ("auto", "overlay", "copy")
+
 
 @dataclass(frozen=True)
 class BuildOptions:
@@ -33,6 +36,7 @@ class BuildOptions:
     cache_to: str | None = None   # registry ref to export this build's cache to
     secrets: tuple[SecretSource, ...] = ()   # --secret: where each value is (never the value)
     ssh: tuple[SshSource, ...] = ()          # --ssh: agent sockets or key files by id
+    snapshotter: str | None = None           # --snapshotter (SNAPSHOTTERS); None: $PYBUILD_SNAPSHOTTER or auto
 
 
 @dataclass(frozen=True)

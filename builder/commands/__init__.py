@@ -5,6 +5,7 @@ failures, which cli.py alone turns into messages and exit codes."""
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 #: Command modules, in the order they register their commands.
@@ -40,6 +41,15 @@ FAMILIES = (
 
 
 def store_of(args: argparse.Namespace):
+    """The store the command names (``--root``, else ``default_root()``), opened.  Started by
+    an ordinary user, pybuild first moves into a user namespace of its own (layer/userns.py):
+    every command that opens the store runs there, since its layers hold files of ids only
+    the namespace may own or read."""
     # start-up: commands that need no store never import it
     from builder.store.store import Store, default_root
-    return Store(Path(args.root) if args.root else default_root())
+    root = Path(args.root) if args.root else default_root()     # chosen with the user's own uid
+    if os.geteuid() != 0:
+        # start-up: only an ordinary user's commands enter a user namespace
+        from builder.layer import userns
+        userns.enter()
+    return Store(root)

@@ -23,17 +23,24 @@ def cmd_build(args: argparse.Namespace) -> int:
     buildfile = Path(args.file) if args.file else context / "Buildfile"
     if not args.file and not buildfile.exists() and (context / "Dockerfile").exists():
         buildfile = context / "Dockerfile"
-    store = store_of(args)
+    rootless = os.geteuid() != 0
+    store = store_of(args)                  # an ordinary user is in a user namespace from here on
     parsed = load_buildfile(store, buildfile)
     # with --explain=json the JSON is the only thing on stdout; the build log goes to stderr
     log = BuildLog(out=sys.stderr if args.explain == "json" else None, quiet=args.quiet)
+    if rootless:
+        # start-up: only an ordinary user's build
+        from builder.layer.userns import single_id_note
+        if single_id_note():
+            log.warn(single_id_note())
     options = BuildOptions(buildfile=buildfile, context=context, tags=tuple(args.tag),
                            no_cache=args.no_cache, explain=args.explain,
                            source_date_epoch=_source_date_epoch(args.reproducible),
                            build_args=_build_args(args.build_arg), target=args.target,
                            pull=args.pull or os.environ.get("PYBUILD_PULL") or "missing",
                            insecure=args.insecure, cache_from=tuple(args.cache_from),
-                           cache_to=args.cache_to, secrets=_secrets(args.secret), ssh=_ssh(args.ssh))
+                           cache_to=args.cache_to, secrets=_secrets(args.secret), ssh=_ssh(args.ssh),
+                           snapshotter=_snapshotter(args.snapshotter))
     session = Build(store, options, log)
     image_id = session.run(parsed)
     if args.explain == "json":
@@ -66,6 +73,17 @@ def _ssh(raw: list[str]) -> tuple:
     # start-up: only a build with --ssh needs it
     from builder.build.sshforward import parse_ssh
     return tuple(parse_ssh(v) for v in raw)
+
+
+def _snapshotter(option: str | None) -> str | None:
+    """``--snapshotter``, else $PYBUILD_SNAPSHOTTER (checked here, before anything runs)."""
+    # start-up: only this command needs these
+    from builder.build.state import SNAPSHOTTERS
+    from builder.errors import UsageError
+    value = option or os.environ.get("PYBUILD_SNAPSHOTTER") or None
+    if value is not None and value not in SNAPSHOTTERS:
+        raise UsageError(f"PYBUILD_SNAPSHOTTER={value!r}: use one of {', '.join(SNAPSHOTTERS)}")
+    return value
 
 
 def _build_args(raw: list[str]) -> tuple[tuple[str, str], ...]:
@@ -135,6 +153,10 @@ def register(sub, common) -> None:
                    help="a secret for RUN --mount=type=secret (repeatable); never stored or shown")
     b.add_argument("--ssh", action="append", default=[], metavar="default|ID=PATH",
                    help="an ssh agent for RUN --mount=type=ssh: $SSH_AUTH_SOCK, a socket or key files")
+    b.add_argument("--snapshotter", choices=("auto", "overlay", "copy"),
+                   help="how steps run and their changes are found: overlay unions, or copy (one working "
+                        "root, compared after each step; same layers, slower); auto (default; "
+                        "$PYBUILD_SNAPSHOTTER sets another) takes copy when overlay cannot be mounted")
     b.set_defaults(func=cmd_build)
 
     pa = sub.add_parser("parse", parents=[common], help="print the parsed instructions of a Buildfile")

@@ -36,6 +36,7 @@ from builder.context.item import CopyOptions, Item
 from builder.context.owner import resolve_owner
 from builder.context.sources import Source, walk
 from builder.errors import ContextError, LayerError
+from builder.layer import userns
 from builder.layer.root import RootDir, remove_all, resolve_in_scope
 from builder.layer.unpack import extract_archive, open_maybe_compressed
 from builder.oci.digest import CHUNK
@@ -108,7 +109,11 @@ def copy_items(merged: Path, items: list[Item], dest: str, options: CopyOptions 
         owner = _Owner(ids if ids is not None or options.preserve_owner else (0, 0), options.chmod)
         new_dirs = _Owner(ids or (0, 0), None)
         for item in items:
-            _copy_one(root, merged, item, dest, owner, new_dirs, leftover)
+            try:
+                _copy_one(root, merged, item, dest, owner, new_dirs, leftover)
+            except OSError as e:
+                why = userns.denied_hint(e, owner=ids, device=e.errno == errno.EPERM)
+                raise ContextError(f"copy {item.source.rel or '.'} to {dest}: {e.strerror}{why}") from e
         if leftover is not None and upper is not None:
             _parents_up(root, upper, leftover)
     return leftover

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import ctypes
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NoReturn
 
 from builder.errors import SandboxError
+from builder.layer import userns
 
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
@@ -47,6 +48,11 @@ OVERLAY_FEATURES = "index=off,redirect_dir=off,metacopy=off"
 #: The same for a read-only union (no upper dir): the kernel cannot write redirects then and
 #: only asks whether to follow them; "nofollow" says what happens (our layers hold none).
 READ_ONLY_FEATURES = "index=off,redirect_dir=nofollow,metacopy=off"
+
+#: In a user namespace (rootless builds) overlayfs keeps its own xattrs under ``user.overlay.``
+#: (``userxattr``, Linux 5.11+), which refuses redirect_dir=off ("follow"): nofollow is the
+#: same here, as pybuild's layers never hold redirects.
+USERNS_FEATURES = "index=off,redirect_dir=nofollow,metacopy=off,userxattr"
 
 #: overlayfs's OVL_MAX_STACK: the kernel refuses a 501st lower dir.
 MAX_LOWERS = 500
@@ -84,6 +90,8 @@ class OverlayMount:
     target: str
     cwd: str
     source: str = "overlay"
+    #: mounted in a user namespace (pybuild runs rootless): overlay's xattrs are user.overlay.*
+    userxattr: bool = field(default_factory=userns.in_user_namespace)
 
     @property
     def read_only(self) -> bool:
@@ -91,6 +99,8 @@ class OverlayMount:
 
     @property
     def features(self) -> str:
+        if self.userxattr:
+            return USERNS_FEATURES
         return READ_ONLY_FEATURES if self.read_only else OVERLAY_FEATURES
 
     @property

@@ -32,18 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from builder import errors
-from builder.layer import overlay, runmounts
-from builder.layer.overlay import (
-    MNT_DETACH,
-    MS_BIND,
-    MS_NODEV,
-    MS_NOEXEC,
-    MS_NOSUID,
-    MS_RDONLY,
-    MS_REMOUNT,
-    MS_STRICTATIME,
-    OverlayMount,
-)
+from builder.layer import hostbinds, overlay, rootmount, runmounts, userns
+from builder.layer.overlay import MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_STRICTATIME
+from builder.layer.rootmount import RootMount
 from builder.layer.runmounts import RunMount
 from builder.layer.stack import LayerStack
 
@@ -123,10 +114,17 @@ def make_init_layer(path: Path, stack: LayerStack, files: dict[str, bytes]) -> N
             d.mkdir(mode=0o755)
     for rel in INIT_FILES:
         (path / rel).touch(mode=0o644)
-        (path.parent / rel.replace("/", "_")).write_bytes(files.get(rel, b""))
+    write_init_files(path.parent, files)
     st = stack.lookup("etc")
     if st is not None:                      # touching files above changed etc's mtime
         os.utime(path / "etc", ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def write_init_files(files_dir: Path, files: dict[str, bytes]) -> None:
+    """The private copies the sandbox binds on the INIT_FILES, written into ``files_dir`` (the
+    ``files_dir`` of ``run``); ``files`` gives their content (missing: empty)."""
+    for rel in INIT_FILES:
+        (files_dir / rel.replace("/", "_")).write_bytes(files.get(rel, b""))
 
 
 def host_files() -> dict[str, bytes]:
@@ -140,7 +138,7 @@ def host_files() -> dict[str, bytes]:
     return files
 
 
-def run(mount: OverlayMount, spec: RunSpec, on_output: Callable[[bytes], None] | None, *,
+def run(mount: RootMount, spec: RunSpec, on_output: Callable[[bytes], None] | None, *,
         files_dir: Path) -> int:
     """Run ``spec`` chrooted in the union; stream its output (stdout and stderr merged) to
     ``on_output`` — or, when it is None, let the command use pybuild's own stdin, stdout and
@@ -173,7 +171,7 @@ def run(mount: OverlayMount, spec: RunSpec, on_output: Callable[[bytes], None] |
     return status
 
 
-def call_in_root(mount: OverlayMount, fn: Callable[..., Any], *args: Any) -> Any:
+def call_in_root(mount: RootMount, fn: Callable[..., Any], *args: Any) -> Any:
     """Call ``fn(merged_dir, *args)`` in a child with the union mounted on ``mount.target``.
 
     Returns what ``fn`` returned (it must pickle).  A PybuildError raised by ``fn`` (or while
@@ -187,7 +185,7 @@ def call_in_root(mount: OverlayMount, fn: Callable[..., Any], *args: Any) -> Any
         try:
             os.setpgid(0, 0)
             _enter_namespaces(CLONE_NEWNS)
-            overlay.mount_overlay(mount)
+            rootmount.mount_root(mount)
             try:
                 outcome = Outcome(value=fn(Path(mount.target), *args))
             finally:
@@ -222,7 +220,7 @@ def _enter_namespaces(flags: int) -> None:
     overlay.make_mounts_private()
 
 
-def _child_run(mount: OverlayMount, spec: RunSpec, files_dir: str, out_w: int, ctl_w: int) -> None:
+def _child_run(mount: RootMount, spec: RunSpec, files_dir: str, out_w: int, ctl_w: int) -> None:
     code = 125
     try:
         if out_w >= 0:              # a build: Ctrl-C goes to pybuild, which kills us explicitly
@@ -231,7 +229,7 @@ def _child_run(mount: OverlayMount, spec: RunSpec, files_dir: str, out_w: int, c
         _enter_namespaces(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | (CLONE_NEWNET if isolated else 0))
         if isolated:
             runmounts.loopback_up()
-        overlay.mount_overlay(mount)
+        rootmount.mount_root(mount)
         merged = os.path.abspath(mount.target)
         hostname = spec.hostname or secrets.token_hex(6)
         _libc.sethostname(hostname.encode(), len(hostname.encode()))
@@ -245,6 +243,7 @@ def _child_run(mount: OverlayMount, spec: RunSpec, files_dir: str, out_w: int, c
             os.close(out_w)
         os.write(ctl_w, f"pid {inner}\n".encode())
         code = _wait(inner)
+        hostbinds.unmount_sys(f"{merged}/sys")
         for point in overlay.mounts_under(merged):
             if point != merged:
                 overlay.umount(point, MNT_DETACH)
@@ -297,8 +296,7 @@ def _mount_sandbox(merged: str, files_dir: str) -> None:
     dev = f"{merged}/dev"
     overlay.mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k")
     for name, major, minor in DEVICES:
-        os.mknod(f"{dev}/{name}", 0o666 | stat.S_IFCHR, os.makedev(major, minor))
-        os.chmod(f"{dev}/{name}", 0o666)
+        hostbinds.make_device(f"{dev}/{name}", major, minor)
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                          ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx")):
         os.symlink(target, f"{dev}/{name}")
@@ -307,11 +305,10 @@ def _mount_sandbox(merged: str, files_dir: str) -> None:
                   "newinstance,ptmxmode=0666,mode=0620")
     os.mkdir(f"{dev}/shm", 0o1777)
     overlay.mount("shm", f"{dev}/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k")
-    overlay.mount("sysfs", f"{merged}/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    hostbinds.mount_sys(f"{merged}/sys")
     for rel in INIT_FILES:
         src = os.path.join(files_dir, rel.replace("/", "_"))
         overlay.mount(src, f"{merged}/{rel}", None, MS_BIND)
-    overlay.mount(None, f"{merged}/sys", None, MS_REMOUNT | MS_BIND | MS_RDONLY)
 
 
 def _exec_inner(merged: str, spec: RunSpec, out_w: int) -> None:
@@ -336,7 +333,7 @@ def _exec_inner(merged: str, spec: RunSpec, out_w: int) -> None:
             os.chdir(spec.workdir or "/")
         except OSError as e:
             raise errors.SandboxError(f"cannot enter working directory {spec.workdir}: {e.strerror}") from e
-        os.setgroups(groups)
+        userns.set_groups(groups)
         os.setgid(gid)
         os.setuid(uid)
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from builder.errors import LayerError
-from builder.layer import whiteout
+from builder.layer import userns, whiteout
 from builder.layer.capture import CapturedEntry
 from builder.layer.compression import open_decompressed
 from builder.layer.root import RootDir, clean, remove_all
@@ -202,7 +202,8 @@ class _Applier:
         try:
             self._create(dirfd, name, full, kind, member, tar)
         except OSError as e:
-            raise LayerError(f"unpack {rel}: {e.strerror}") from e
+            why = userns.denied_hint(e, owner=(member.uid, member.gid), device=kind in ("c", "b"))
+            raise LayerError(f"unpack {rel}: {e.strerror}{why}") from e
         finally:
             os.close(dirfd)
         if kind == "d":
@@ -284,7 +285,8 @@ class _Applier:
             if times:
                 os.utime(fd, (member.mtime, member.mtime))
         except OSError as e:
-            raise LayerError(f"unpack {full}: set attributes: {e.strerror}") from e
+            why = userns.denied_hint(e, owner=(member.uid, member.gid))
+            raise LayerError(f"unpack {full}: set attributes: {e.strerror}{why}") from e
         finally:
             if not times:
                 os.close(fd)

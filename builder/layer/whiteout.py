@@ -3,7 +3,8 @@
 In a layer tar (OCI image-spec layer.md) a deletion is an empty regular file ``<dir>/.wh.<name>``
 and an opaque directory is marked by ``<dir>/.wh..wh..opq``.  In an overlay directory (an upper
 dir, or a stored layer dir used as a lower) a deletion is a char device 0:0 and an opaque
-directory carries the xattr ``trusted.overlay.opaque=y``.
+directory carries the xattr ``trusted.overlay.opaque=y`` (``user.overlay.opaque=y`` in a store
+written by a rootless pybuild, whose overlay mounts use ``userxattr``).
 
 This module is the only place in pybuild that spells those names.
 """
@@ -13,6 +14,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
+
+from builder.layer import userns
 
 #: Prefix of a whiteout entry's basename in a layer tar.
 WHITEOUT_PREFIX = ".wh."
@@ -77,9 +80,16 @@ def make_overlay_whiteout(dir_fd: int, name: str) -> None:
     os.mknod(name, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=dir_fd)
 
 
+def opaque_xattr() -> str:
+    """The xattr this process marks opaque directories with: ``trusted.overlay.opaque``, or in
+    a user namespace (where trusted.* is out of reach and overlay mounts use ``userxattr``)
+    ``user.overlay.opaque``."""
+    return _USER_OPAQUE_XATTR if userns.in_user_namespace() else OPAQUE_XATTR
+
+
 def mark_opaque(fd: int) -> None:
     """Mark the directory open on ``fd`` (O_RDONLY or O_PATH) opaque for overlayfs."""
-    _setxattr_fd(fd, OPAQUE_XATTR, OPAQUE_VALUE)
+    _setxattr_fd(fd, opaque_xattr(), OPAQUE_VALUE)
 
 
 def is_opaque(fd_or_path: int | str | bytes) -> bool:

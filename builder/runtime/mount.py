@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from builder.errors import SandboxError, StoreError
-from builder.layer import overlay
+from builder.layer import overlay, userns
 from builder.layer.overlay import OverlayMount
 from builder.oci.config import parse_config
 from builder.oci.digest import chain_ids
@@ -51,6 +51,11 @@ def mount_image(store: Store, image_id: str, target: Path) -> str:
     cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         overlay.mount_overlay(m)
+    except SandboxError as e:
+        if userns.in_user_namespace():
+            raise SandboxError(f"{e} (pybuild mount needs root: an ordinary user's pybuild runs in a user "
+                               f"namespace of its own, and no one outside it could see the mount)") from e
+        raise
     finally:
         os.fchdir(cwd)
         os.close(cwd)

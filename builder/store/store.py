@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +37,22 @@ class LayerInfo:
 
 
 def default_root() -> Path:
-    return Path(os.environ.get("PYBUILD_ROOT") or DEFAULT_ROOT)
+    """Where the store is when no ``--root`` is given (see ``root_for``), for this process."""
+    return root_for(os.environ, euid=os.geteuid(), home=os.path.expanduser("~"))
+
+
+def root_for(environ: Mapping[str, str], *, euid: int, home: str) -> Path:
+    """The store of a user: ``$PYBUILD_ROOT`` if set; else /var/lib/pybuild for root and
+    ``$XDG_DATA_HOME/pybuild`` (``~/.local/share/pybuild`` when XDG_DATA_HOME is unset, empty or
+    relative, as the XDG base directory spec says) for anyone else.  Pure."""
+    if environ.get("PYBUILD_ROOT"):
+        return Path(environ["PYBUILD_ROOT"])
+    if euid == 0:
+        return Path(DEFAULT_ROOT)
+    data = environ.get("XDG_DATA_HOME", "")
+    if not os.path.isabs(data):
+        data = os.path.join(home, ".local", "share")
+    return Path(data) / "pybuild"
 
 
 def normalize_tag(ref: str) -> str:
