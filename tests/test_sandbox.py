@@ -125,9 +125,11 @@ def start_sleeping_build(tmp_path: Path, store_root: Path) -> subprocess.Popen:
     ctx = make_context(tmp_path / "ctx",
                        {"Buildfile": f"FROM pbtest/busybox:base\nRUN echo started; sleep {MARKER}\n"})
     env = dict(os.environ, PYTHONPATH=str(REPO))
+    # as a terminal starts it: SIGINT and SIGQUIT at their defaults even when this suite was
+    # started in the background by a shell script (which ignores them, and exec keeps that)
     proc = subprocess.Popen([sys.executable, "-m", "builder", "--root", str(store_root), "-t", "t", str(ctx)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_default_signals)
     for line in proc.stdout:
         if "started" in line:
             break
@@ -136,6 +138,11 @@ def start_sleeping_build(tmp_path: Path, store_root: Path) -> subprocess.Popen:
         time.sleep(0.05)
     assert sleepers(), "the RUN did not start"
     return proc
+
+
+def _default_signals() -> None:
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def processes_of(session: int) -> str:
