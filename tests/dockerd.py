@@ -3,6 +3,11 @@
 Started in the background under a fresh short dir D in /tmp (unix socket paths are limited to
 108 bytes); no bridge, no iptables, so it touches no host networking.  ``stop()`` ends only
 the process it started (by PID), unmounts whatever is left mounted under D and removes D.
+
+``offline=True`` gives the daemon an HTTP(S) proxy on a loopback port where nothing listens,
+so an image pull fails at once instead of leaving the machine (a test that expects the local
+image to be used proves it so).  ``buildkit(…)`` runs ``DOCKER_BUILDKIT=1 docker build`` with
+docker 20.10's own client (BUILDKIT_CLIENT): a newer client without buildx cannot.
 """
 
 from __future__ import annotations
@@ -17,7 +22,15 @@ from pathlib import Path
 
 from builder.layer import overlay
 
-INSTALL_HINT = "run the CI install step (apt-get install -y docker.io skopeo umoci busybox-static) to get it"
+#: The docker client that can do ``DOCKER_BUILDKIT=1`` builds: docker 20.10's (package docker.io).
+#: Another client earlier on PATH (a 28.x one without buildx) refuses them.
+BUILDKIT_CLIENT = "/usr/bin/docker"
+
+#: A loopback port nothing listens on (discard): the proxy of an offline daemon.
+DEAD_PROXY = "http://127.0.0.1:9"
+
+INSTALL_HINT = ("run the CI install step (apt-get install -y docker.io skopeo umoci busybox-static openssh-client) "
+                "to get it")
 
 
 def require_tool(name: str) -> str:
@@ -29,7 +42,7 @@ def require_tool(name: str) -> str:
 
 
 class DockerDaemon:
-    def __init__(self, *, timeout: float = 60.0) -> None:
+    def __init__(self, *, timeout: float = 60.0, offline: bool = False) -> None:
         self.dockerd = require_tool("dockerd")
         self.docker = require_tool("docker")
         self.dir = Path(tempfile.mkdtemp(prefix="dk.", dir="/tmp"))
@@ -37,15 +50,20 @@ class DockerDaemon:
         self.log_path = self.dir / "log"
         self._proc: subprocess.Popen[bytes] | None = None
         self._timeout = timeout
+        self.offline = offline
 
     def start(self) -> DockerDaemon:
         d = self.dir
         cmd = [self.dockerd, "--bridge=none", "--iptables=false", "--ip-masq=false",
                "--data-root", f"{d}/data", "--exec-root", f"{d}/exec", "--pidfile", f"{d}/pid",
                "-H", self.host]
+        env = None
+        if self.offline:        # every pull goes to a proxy that refuses it: nothing leaves
+            env = {**{k: v for k, v in os.environ.items() if k.lower() != "no_proxy"},
+                   "HTTP_PROXY": DEAD_PROXY, "HTTPS_PROXY": DEAD_PROXY}
         with open(self.log_path, "wb") as log:
             self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                          start_new_session=True)
+                                          start_new_session=True, env=env)
         deadline = time.monotonic() + self._timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -74,6 +92,23 @@ class DockerDaemon:
         if check and proc.returncode != 0:
             raise AssertionError(f"docker {' '.join(args)} failed ({proc.returncode}):\n"
                                  f"{proc.stdout}{proc.stderr}")
+        return proc
+
+    def buildkit(self, *args: str, check: bool = True, timeout: float = 300,
+                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """``DOCKER_BUILDKIT=1 docker -H <ours> build --progress=plain --network none args…``
+        with docker 20.10's client (our dockerd has no bridge: a RUN on the default network
+        fails with "network bridge not found"); stdout and stderr together in ``stdout``
+        (BuildKit's plain progress goes to stderr).  With ``check`` a failure raises."""
+        if not os.access(BUILDKIT_CLIENT, os.X_OK):
+            raise AssertionError(f"{BUILDKIT_CLIENT} is not installed: {INSTALL_HINT}")
+        network = () if "--network" in args else ("--network", "none")
+        proc = subprocess.run([BUILDKIT_CLIENT, "-H", self.host, "build", "--progress=plain", *network, *args],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout,
+                              env={**os.environ, **(env or {}), "DOCKER_BUILDKIT": "1"})
+        if check and proc.returncode != 0:
+            raise AssertionError(f"DOCKER_BUILDKIT=1 docker build {' '.join(args)} failed "
+                                 f"({proc.returncode}):\n{proc.stdout}")
         return proc
 
     def stop(self) -> None:

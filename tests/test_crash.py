@@ -29,8 +29,9 @@ from builder.oci.config import parse_config
 from builder.oci.digest import hex_of
 from builder.store.store import Store
 
-#: Sleep lengths no other process uses: a process with one in its argv is one of our RUNs.
-MARKERS = ("0.3141", "0.3142", "0.3143")
+#: Sleep lengths no other process uses (this test run's pid in the digits, so that suites
+#: running side by side never take each other's RUNs): one in an argv marks one of our RUNs.
+MARKERS = tuple(f"0.314{i}{os.getpid():07d}" for i in (1, 2, 3))
 
 KILL_BUILDFILE = f"""FROM pbtest/busybox:base
 RUN echo one > /one && sleep {MARKERS[0]} && dd if=/dev/urandom of=/r1 bs=64k count=16 2>/dev/null

@@ -19,7 +19,9 @@ from imagecheck import history_lines, layer_lines, mounts_under, validate_image
 
 from builder.store.store import Store
 
-MARKER = "987.25"             # a sleep length no other process on the machine uses
+#: A sleep length no other process uses (this test run's pid in the digits: suites running
+#: side by side must not take each other's sleepers for their own).
+MARKER = f"987.{os.getpid():07d}"
 
 
 def run_output(proc) -> list[str]:
@@ -86,7 +88,15 @@ def test_failed_run_stops_the_build_and_leaves_nothing(tmp_path, store_root):
 def test_interrupted_build_cleans_up(tmp_path, store_root, sig, code):
     proc = start_sleeping_build(tmp_path, store_root)
     os.killpg(proc.pid, sig)                     # what a terminal's Ctrl-C does
-    out, err = proc.communicate(timeout=20)
+    try:
+        out, err = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        state = processes_of(proc.pid)
+        os.killpg(proc.pid, signal.SIGKILL)
+        for pid in sleepers():
+            os.kill(pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"pybuild did not stop within 20 s of {sig.name}; its processes then:\n{state}")
     assert proc.returncode == code, err
     assert "stopped and cleaned up" in err
     assert sleepers() == [], "the RUN's processes must die with the build"
@@ -126,6 +136,26 @@ def start_sleeping_build(tmp_path: Path, store_root: Path) -> subprocess.Popen:
         time.sleep(0.05)
     assert sleepers(), "the RUN did not start"
     return proc
+
+
+def processes_of(session: int) -> str:
+    """pid, state, kernel wait channel and signal masks of every process of ``session`` and
+    of the sleepers (to tell why a build did not stop)."""
+    lines = []
+    for pid in sorted(set(filter(str.isdigit, os.listdir("/proc"))), key=int):
+        try:
+            status = dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                          if ":\t" in line)
+            if os.getsid(int(pid)) != session and int(pid) not in sleepers():
+                continue
+            wchan = Path(f"/proc/{pid}/wchan").read_text()
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError):
+            continue
+        lines.append(f"{pid} ppid={status.get('PPid', '?').strip()} {status.get('State', '?').strip()} "
+                     f"wchan={wchan} blk={status.get('SigBlk', '?').strip()} "
+                     f"ign={status.get('SigIgn', '?').strip()} cgt={status.get('SigCgt', '?').strip()} {cmd[:100]}")
+    return "\n".join(lines)
 
 
 def sleepers() -> list[int]:

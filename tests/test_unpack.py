@@ -313,3 +313,14 @@ def test_tree_lines_lists_hardlinks_as_files(tmp_path: Path) -> None:
     digest = hashlib.sha256(b"hello").hexdigest()
     assert tree_lines(tmp_path) == ["d 0755 0:0 .", f"f 0644 0:0 5 {digest} f",
                                     f"f 0644 0:0 5 {digest} g", "l 0777 0:0 s -> f"]
+
+
+@pytest.mark.parametrize("members, mode", [
+    pytest.param((member("a"),), 0o755, id="no-root-entry"),        # docker import: the root is 0755
+    pytest.param((member(".", DIR, mode=0o750), member("a")), 0o750, id="root-entry-says"),
+])
+def test_layer_root_mode(tmp_path: Path, members, mode) -> None:
+    dest = tmp_path / "layer"
+    dest.mkdir(mode=0o700)                  # as a scratch dir from mkdtemp is
+    unpack_layer(io.BytesIO(make_tar(*members)), dest)
+    assert stat.S_IMODE(dest.stat().st_mode) == mode

@@ -7,14 +7,18 @@ layer/runmounts.py).
   bind from the context is part of the step's cache key by content, as a COPY's sources
   are; a bind from an image by the image's ID.
 - **cache**: a directory of the store (store/cachemounts.py), kept across builds and shared
-  by ``id``; ``from``/``source`` seed it when it is created.  Never part of a key or a layer.
+  by ``id`` and base, as BuildKit keys it: an empty dir; with ``mode``/``uid``/``gid`` (and no
+  ``source``) a dir made so (BuildKit: ``mkdir /cache`` on scratch); with ``from`` a copy of
+  that image's root.  ``source`` is a path inside the cache (resolved inside it: a symlink
+  there never leads out) that must exist, as BuildKit's selector.  Never part of a key or a
+  layer.
 - **tmpfs**: a tmpfs of ``size``.
 - **secret**: the bytes of ``--secret id=…`` (a file or an environment variable), as a
   read-only file in a tmpfs private to the step or, with ``env=``, as an environment
   variable of the RUN only.  Never in a layer, the config, the history, the cache key or
   the build output (the log masks the values).
 - **ssh**: a socket forwarded to an ``--ssh`` agent (build/sshforward.py); ``SSH_AUTH_SOCK``
-  points at the first one.
+  points at the first one's target, whether it is mounted or not (as BuildKit sets it).
 A missing secret or ssh id fails the step when the mount is ``required``, else the mount is
 left out (as BuildKit does).
 """
@@ -24,7 +28,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import posixpath
 import shutil
+import stat
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +44,7 @@ from builder.buildfile.runmount import MountSpec
 from builder.context import dockerignore
 from builder.context.checksum import sources_checksum
 from builder.context.sources import BuildContext, Source, walk
-from builder.errors import ContextError, PybuildError, UsageError
+from builder.errors import ContextError, PybuildError, StoreError, UsageError
 from builder.layer import sandbox
 from builder.layer.root import RootDir, resolve_in_scope
 from builder.layer.runmounts import RunMount
@@ -136,8 +143,7 @@ class MountSources:
                 if m.type == "bind":
                     mounts.append(self._bind(m, ref, work / f"bind-{n}"))
                 elif m.type == "cache":
-                    data = held.enter_context(self._cache(m, ref))
-                    mounts.append(RunMount("bind", m.target, source=str(data), readonly=m.readonly))
+                    mounts.append(held.enter_context(self._cache(m, ref)))
                 elif m.type == "tmpfs":
                     mounts.append(RunMount("tmpfs", m.target, size=m.size))
                 elif m.type == "secret":
@@ -152,6 +158,8 @@ class MountSources:
                                                mode=0o400 if m.mode is None else m.mode, uid=m.uid or 0,
                                                gid=m.gid or 0))
                 elif m.type == "ssh":
+                    if not any(e.startswith("SSH_AUTH_SOCK=") for e in env):
+                        env.append(f"SSH_AUTH_SOCK={m.target}")    # BuildKit: even when absent
                     upstream = self._ssh(m, ref)
                     if upstream is None:
                         continue
@@ -159,8 +167,6 @@ class MountSources:
                     held.enter_context(forward(upstream, listen, mode=0o600 if m.mode is None else m.mode,
                                                uid=m.uid or 0, gid=m.gid or 0))
                     mounts.append(RunMount("bind", m.target, source=str(listen), directory=False, readonly=False))
-                    if not any(e.startswith("SSH_AUTH_SOCK=") for e in env):
-                        env.append(f"SSH_AUTH_SOCK={m.target}")
             yield Prepared(tuple(mounts), tuple(env))
 
     # -- each type -------------------------------------------------------------------------
@@ -172,14 +178,11 @@ class MountSources:
             _throwaway(scratch)
             return RunMount("overlay", m.target, source=m.source or "/", image=union, scratch=str(scratch))
         source = self._context_source(m, ref)
-        path = self._without_ignored(source, scratch / "view")
+        path = _context_view(source, scratch / "view", private=not m.readonly and not source.is_dir)
         if m.readonly:
             return RunMount("bind", m.target, source=str(path), directory=source.is_dir)
-        if not source.is_dir:                    # a writable copy of a file, thrown away after
-            scratch.mkdir(parents=True)
-            copy = scratch / "file"
-            shutil.copy2(path, copy)
-            return RunMount("bind", m.target, source=str(copy), directory=False, readonly=False)
+        if not source.is_dir:                    # a private copy, thrown away after
+            return RunMount("bind", m.target, source=str(path), directory=False, readonly=False)
         _throwaway(scratch)
         return RunMount("overlay", m.target, source=str(path), scratch=str(scratch))
 
@@ -192,28 +195,6 @@ class MountSources:
         except ContextError as e:
             raise ref.error(f"--mount=type=bind,source={m.source or '.'}: {e}") from None
 
-    def _without_ignored(self, source: Source, view: Path) -> Path:
-        """``source.path``, or for a dir holding entries .dockerignore leaves out a view of
-        hard links (copies across filesystems) without them."""
-        if not source.is_dir or source.ignore is None:
-            return source.path
-        kept = walk(source)
-        total = sum(len(dirs) + len(files) for _, dirs, files in os.walk(source.path))
-        if len(kept) == total:
-            return source.path
-        view.mkdir(parents=True)
-        for rel, full in kept:
-            dest = view / rel
-            if os.path.isdir(full) and not os.path.islink(full):
-                dest.mkdir(exist_ok=True)
-                shutil.copystat(full, dest)
-                continue
-            try:
-                os.link(full, dest, follow_symlinks=False)
-            except OSError:
-                shutil.copy2(full, dest, follow_symlinks=False)
-        return view
-
     def _image(self, m: MountSpec, ref: StepRef) -> str:
         assert m.from_ is not None
         try:
@@ -221,16 +202,41 @@ class MountSources:
         except PybuildError as e:
             raise ref.error(f"--mount from={m.from_}: {e}") from None
 
-    def _cache(self, m: MountSpec, ref: StepRef) -> contextlib.AbstractContextManager[Path]:
-        seed = None
+    @contextlib.contextmanager
+    def _cache(self, m: MountSpec, ref: StepRef) -> Iterator[RunMount]:
+        """The cache's mount, its lock held for the block (see the module docstring)."""
+        inner = posixpath.normpath("/" + m.source).strip("/")       # BuildKit: path.Join("/", src)
+        base: list[str] = []
+        seeds: list[Callable[[Path], None]] = []
         if m.from_ is not None:
-            union = image_overlay(self.store, self._image(m, ref), str(self.scratch() / f"seed-{os.getpid()}"))
-            inner = m.source or "/"
+            image = self._image(m, ref)
+            base.append(f"from {image}")
+            seeds.append(functools.partial(self._copy_image, image))
+        if not inner and (m.mode, m.uid, m.gid) != (None, None, None):
+            mode, uid, gid = 0o755 if m.mode is None else m.mode, m.uid or 0, m.gid or 0
+            base.append(f"mkdir /cache {mode:04o} {uid}:{gid}")
+            seeds.append(functools.partial(_mkdir, "cache", mode, uid, gid))
+            inner = "cache"
 
-            def seed(dest: Path) -> None:
-                os.makedirs(union.target, exist_ok=True)
-                sandbox.call_in_root(union, _copy_out, inner, str(dest))
-        return _cache_subdir(self.store, m, seed)
+        def seed(dest: Path) -> None:
+            for fill in seeds:
+                fill(dest)
+
+        with cachemounts.acquire(self.store, m.id, sharing=m.sharing, base=", ".join(base),
+                                 seed=seed if seeds else None) as data:
+            st = _lstat_in(data, inner)
+            if st is None:
+                where = f"the image {m.from_}" if m.from_ is not None else f"cache {m.id}"
+                raise ref.error(f"--mount=type=cache,source={m.source}: {m.source} does not exist in {where} "
+                                f"(a cache mount's source is a path inside the cache)")
+            yield RunMount("bind", m.target, source=str(data), inner=inner, directory=stat.S_ISDIR(st.st_mode),
+                           readonly=m.readonly)
+
+    def _copy_image(self, image: str, dest: Path) -> None:
+        """Copy the root of ``image`` into ``dest`` (a new cache's data dir)."""
+        union = image_overlay(self.store, image, str(self.scratch() / f"seed-{os.getpid()}"))
+        os.makedirs(union.target, exist_ok=True)
+        sandbox.call_in_root(union, _copy_out, str(dest))
 
     def _secret(self, m: MountSpec, ref: StepRef) -> bytes | None:
         source = self.secrets.get(m.id)
@@ -248,23 +254,96 @@ class MountSources:
         return upstream
 
 
-@contextlib.contextmanager
-def _cache_subdir(store: Store, m: MountSpec, seed: Callable[[Path], None] | None) -> Iterator[Path]:
-    """The cache's data dir (or its ``source`` subdir, made if missing), held for the block."""
-    with cachemounts.acquire(store, m.id, sharing=m.sharing, mode=m.mode, uid=m.uid, gid=m.gid,
-                             seed=seed) as data:
-        sub = data / m.source.strip("/") if m.source.strip("/") else data
-        sub.mkdir(parents=True, exist_ok=True)
-        yield sub
+def _mkdir(rel: str, mode: int, uid: int, gid: int, data: Path) -> None:
+    """In a new cache: make ``rel`` with ``mode``, ``uid`` and ``gid`` (BuildKit's mkdir of
+    ``/cache``; one already there, from a ``from`` image, is given them)."""
+    with RootDir(data) as root:
+        os.close(root.open_dir(rel, create=True, mode=mode))
+        dirfd, name = root.parent_of(rel)
+        try:
+            os.chown(name, uid, gid, dir_fd=dirfd, follow_symlinks=False)
+            os.chmod(name, mode, dir_fd=dirfd, follow_symlinks=False)
+        finally:
+            os.close(dirfd)
 
 
-def _copy_out(merged: Path, inner: str, dest: str) -> None:
-    """In a helper with an image mounted on ``merged``: copy its ``inner`` tree to ``dest``."""
-    with RootDir(merged) as root:
-        rel = resolve_in_scope(root, inner)
-    src = merged if rel == "." else merged / rel
-    if src.is_dir():
-        shutil.copytree(src, dest, symlinks=True, dirs_exist_ok=True)
+def _lstat_in(data: Path, inner: str) -> os.stat_result | None:
+    """lstat of ``inner`` resolved inside ``data`` (symlinks clamped in it), or None."""
+    with RootDir(data) as root:
+        rel = resolve_in_scope(root, inner) if inner else "."
+        return root.lstat(rel)
+
+
+def _copy_out(merged: Path, dest: str) -> None:
+    """In a helper with an image mounted on ``merged``: copy its whole tree into ``dest``
+    (``cp -a``: hard links, fifos and devices as they are)."""
+    proc = subprocess.run(["cp", "-a", "--", f"{merged}/.", dest], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise StoreError(f"seed cache mount: cp: {proc.stderr.strip()}")
+
+
+def _context_view(source: Source, view: Path, *, private: bool) -> Path:
+    """``source`` as a RUN sees it: what docker sends BuildKit of the context, every entry
+    owned by 0:0 (docker's client resets owners), modes and times kept, without what
+    .dockerignore leaves out.  That is ``source.path`` itself when it already looks so and
+    ``private`` is not asked; else a copy made in ``view`` (hard links to files when only
+    the ignored entries had to go)."""
+    if not source.is_dir:
+        st = os.stat(source.path)
+        if not private and (st.st_uid, st.st_gid) == (0, 0):
+            return source.path
+        view.mkdir(parents=True)
+        copy = view / "file"
+        shutil.copy2(source.path, copy)
+        _own_by_root(copy, st.st_mode)
+        return copy
+    kept = walk(source)
+    total = sum(len(dirs) + len(files) for _, dirs, files in os.walk(source.path))
+    owned = all(_root_owned(p) for p in [str(source.path), *(full for _, full in kept)])
+    if owned and len(kept) == total:
+        return source.path
+    view.mkdir(parents=True)
+    dirs = [(view, os.stat(source.path))]
+    for rel, full in kept:
+        dest, st = view / rel, os.lstat(full)
+        if stat.S_ISDIR(st.st_mode):
+            dest.mkdir()
+            dirs.append((dest, st))
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            os.symlink(os.readlink(full), dest)
+        elif stat.S_ISREG(st.st_mode) and owned:
+            try:
+                os.link(full, dest)
+            except OSError:
+                shutil.copy2(full, dest)
+        elif stat.S_ISREG(st.st_mode):
+            shutil.copy2(full, dest)
+        elif stat.S_ISFIFO(st.st_mode):
+            os.mkfifo(dest)
+        elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+            os.mknod(dest, st.st_mode, st.st_rdev)
+        else:
+            continue                                 # a socket: docker sends none
+        _own_by_root(dest, st.st_mode)
+        if not stat.S_ISLNK(st.st_mode) and not stat.S_ISREG(st.st_mode):
+            os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))
+    for dest, st in reversed(dirs):                  # children first: their writes set mtimes
+        _own_by_root(dest, st.st_mode)
+        os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))
+    return view
+
+
+def _root_owned(path: str) -> bool:
+    st = os.lstat(path)
+    return (st.st_uid, st.st_gid) == (0, 0)
+
+
+def _own_by_root(path: Path, mode: int) -> None:
+    """chown 0:0, then the mode again (a chown clears setuid and setgid)."""
+    os.chown(path, 0, 0, follow_symlinks=False)
+    if not stat.S_ISLNK(mode):
+        os.chmod(path, stat.S_IMODE(mode))
 
 
 def _walk_one(source: Source, index: int) -> list[tuple[str, str]]:

@@ -2,7 +2,8 @@
 
 ``--ssh default`` forwards the agent at ``$SSH_AUTH_SOCK``; ``--ssh ID=PATH[,PATH…]`` forwards
 the agent socket at PATH, or, when the paths are key files, a private ``ssh-agent`` started
-for this build holding them (stopped, by its pid, when the build ends).  A RUN never gets the
+for this build holding them (its socket in a 0700 dir of $TMPDIR: a socket path holds only
+108 bytes; stopped, by its pid, when the build ends).  A RUN never gets the
 upstream socket itself: each ssh mount gets a socket of its own in the step's scratch dir,
 owned and moded as the mount says (BuildKit's default 0600 0:0), served by a small forwarding
 process that lives only while the step runs.  Nothing of the agent reaches a layer.
@@ -13,10 +14,12 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import shutil
 import signal
 import socket
 import stat
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,6 +52,7 @@ class SshAgents:
         self.scratch = scratch
         self._sockets: dict[str, str] = {}
         self._agents: list[subprocess.Popen[bytes]] = []
+        self._agent_dir: str | None = None      # short (a socket path holds 108 bytes), 0700
 
     def socket_of(self, ident: str) -> str | None:
         """The upstream socket for ``ident``; None when the build was given no such --ssh."""
@@ -68,7 +72,9 @@ class SshAgents:
         return sock
 
     def _start_agent(self, ident: str, keys: tuple[str, ...]) -> str:
-        sock = str(self.scratch / f"ssh-agent-{len(self._agents)}.sock")
+        if self._agent_dir is None:
+            self._agent_dir = tempfile.mkdtemp(prefix="pybuild-ssh-")
+        sock = os.path.join(self._agent_dir, f"agent-{len(self._agents)}.sock")
         try:
             agent = subprocess.Popen(["ssh-agent", "-D", "-a", sock], stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -94,6 +100,9 @@ class SshAgents:
             agent.kill()
             agent.wait()
         self._agents.clear()
+        if self._agent_dir is not None:
+            shutil.rmtree(self._agent_dir, ignore_errors=True)
+            self._agent_dir = None
 
 
 @contextlib.contextmanager
@@ -101,7 +110,7 @@ def forward(upstream: str, listen: Path, *, mode: int, uid: int, gid: int) -> It
     """Serve ``listen`` (a new socket, ``mode``/``uid``/``gid``) by forwarding every
     connection to ``upstream``, in a child process that lives for the block."""
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(str(listen))
+    _bind(server, listen)
     os.chown(listen, uid, gid)
     os.chmod(listen, mode)
     server.listen(16)
@@ -120,6 +129,16 @@ def forward(upstream: str, listen: Path, *, mode: int, uid: int, gid: int) -> It
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
+
+
+def _bind(server: socket.socket, path: Path) -> None:
+    """Bind ``path`` whatever its length: a unix socket address holds 108 bytes, a store
+    under a deep --root gives longer step dirs, so the directory is named by an fd."""
+    fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        server.bind(f"/proc/self/fd/{fd}/{path.name}")
+    finally:
+        os.close(fd)
 
 
 def _serve(server: socket.socket, upstream: str) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import shutil
 import socket
 import stat
 import struct
@@ -30,7 +31,7 @@ from dataclasses import dataclass, replace
 from builder.errors import SandboxError
 from builder.layer import overlay
 from builder.layer.overlay import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REMOUNT, OverlayMount
-from builder.layer.root import RootDir, resolve_in_scope
+from builder.layer.root import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RootDir, openat2, resolve_in_scope
 
 _O_PATH = os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW
 
@@ -40,7 +41,9 @@ class RunMount:
     """One mount of a RUN, ready on the host.  ``kind``:
 
     - ``bind``: ``source`` (a host path, or with ``image`` a path inside that image's union)
-      on the target; ``readonly``, or writable with writes kept (a cache dir);
+      on the target; ``readonly``, or writable with writes kept (a cache dir); ``inner``: the
+      path inside ``source`` to mount instead, resolved with ``source`` as its root (a cache's
+      ``source=``: a symlink a RUN left in a cache never leads out of it);
     - ``overlay``: ``source`` as the lower dir of a fresh overlay whose upper dir, under
       ``scratch``, is thrown away (``rw`` bind mounts: writes are discarded);
     - ``tmpfs``: a new tmpfs of ``size`` bytes (None: the kernel's default);
@@ -59,6 +62,7 @@ class RunMount:
     gid: int = 0
     size: int | None = None
     scratch: str = ""
+    inner: str = ""
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,8 @@ def mount_all(merged: str, mounts: tuple[RunMount, ...], work: str) -> list[Stub
     secrets_dir = None
     with RootDir(merged) as root:
         for n, m in enumerate(sorted(mounts, key=lambda m: m.target.count("/"))):
+            if m.image is not None:             # a file or a dir: known once the image is mounted
+                m = _image_source(m, work, n)
             rel, stub = _target(root, m)
             if stub is not None:
                 stubs.append(stub)
@@ -163,21 +169,43 @@ def _mount_one(m: RunMount, target: str, work: str, n: int, secrets_dir: str | N
         overlay.mount(path, target, None, MS_BIND)
         return
     source = m.source
-    if m.image is not None:
-        union = os.path.join(work, f"image-{n}")
-        os.mkdir(union, 0o700)
-        overlay.mount_overlay(m.image if m.image.target == union else _at(m.image, union))
-        with RootDir(union) as image_root:
-            inner = resolve_in_scope(image_root, m.source or "/")
-            if image_root.lstat(inner) is None:
-                raise SandboxError(f"{where}: {m.source} not found in the source image")
-        source = union if inner == "." else os.path.join(union, inner)
     if m.kind == "overlay":
         upper, workdir = os.path.join(m.scratch, "upper"), os.path.join(m.scratch, "work")
         overlay.mount("overlay", target, "overlay", 0,
                       f"lowerdir={_escape(source)},upperdir={_escape(upper)},workdir={_escape(workdir)}")
         return
+    if m.inner:
+        with RootDir(source) as root:
+            try:
+                fd = openat2(root.fd, m.inner, _O_PATH & ~os.O_NOFOLLOW, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+            except OSError as e:
+                raise SandboxError(f"{where}: {m.inner}: {e.strerror}") from e
+        try:
+            overlay.mount(f"/proc/self/fd/{fd}", target, None, MS_BIND)
+        finally:
+            os.close(fd)
+        return
     overlay.mount(source, target, None, MS_BIND)
+
+
+def _image_source(m: RunMount, work: str, n: int) -> RunMount:
+    """``m`` with its image's union mounted in ``work`` and ``source`` the path in it
+    (resolved inside the image), ``directory`` what that path is."""
+    assert m.image is not None
+    union = os.path.join(work, f"image-{n}")
+    os.mkdir(union, 0o700)
+    overlay.mount_overlay(m.image if m.image.target == union else _at(m.image, union))
+    with RootDir(union) as image_root:
+        inner = resolve_in_scope(image_root, m.source or "/")
+        st = image_root.lstat(inner)
+    if st is None:
+        raise SandboxError(f"RUN --mount target {m.target}: {m.source} not found in the source image")
+    source = union if inner == "." else os.path.join(union, inner)
+    if m.kind == "overlay" and not stat.S_ISDIR(st.st_mode):   # rw, a file: a copy thrown away after
+        copy = os.path.join(m.scratch, "file")
+        shutil.copy2(source, copy, follow_symlinks=False)
+        return replace(m, kind="bind", source=copy, image=None, directory=False, readonly=False)
+    return replace(m, source=source, image=None, directory=stat.S_ISDIR(st.st_mode))
 
 
 def _read_only(path: str) -> None:

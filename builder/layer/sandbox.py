@@ -367,11 +367,14 @@ def _resolve_user(user: str) -> tuple[int, int, list[int], str]:
 
 
 def _read_db(path: str) -> list[list[str]]:
+    """The entries of a passwd or group file; lines with fewer than 4 fields are not entries
+    (a RUN --mount may put any file on /etc/passwd, and the step must still run)."""
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
-            return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
+            entries = [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
     except OSError:
         return []
+    return [e for e in entries if len(e) >= 4]
 
 
 # -- parent-side helpers ------------------------------------------------------------------

@@ -82,6 +82,7 @@ def unpack_layer(stream: BinaryIO, dest: Path) -> Unpacked:
         dest.mkdir(mode=0o755, exist_ok=True)
         if any(os.scandir(dest)):
             raise LayerError(f"unpack layer into {dest}: directory is not empty")
+        os.chmod(dest, 0o755)       # a layer dir is 0755, as docker makes it; a "./" entry may say otherwise
     except OSError as e:
         raise LayerError(f"unpack layer into {dest}: {e.strerror}") from e
     reader = HashingReader(stream)

@@ -2,18 +2,23 @@
 
 Layout (under the store root, named by ``StoreLayout``):
 
-    cache-mounts/<sha256(id)[:32]>/id          the id, as written in the Buildfile
-    cache-mounts/<…>/main/data/                the directory a RUN sees
-    cache-mounts/<…>/main/lock                 flock(2): who is using it, and how
-    cache-mounts/<…>/private-<n>/{data,lock}   more instances, for ``sharing=private``
+    cache-mounts/<sha256(id, base)[:32]>/id          the id, as written in the Buildfile
+    cache-mounts/<…>/base                            what the cache started from ("" for empty)
+    cache-mounts/<…>/main/data/                      the directory a RUN sees (or a path in it)
+    cache-mounts/<…>/main/lock                       flock(2): who is using it, and how
+    cache-mounts/<…>/private-<n>/{data,lock}         more instances, for ``sharing=private``
+
+A cache is named by its id *and its base*, as BuildKit keys them (``cache-dir:<id>:<base ref>``):
+an empty dir (no ``from``, no ``mode``/``uid``/``gid``), a dir made with a mode and owner, or
+a copy of a ``from`` image.  So ``id=x`` and ``id=x,uid=1000`` are two caches, as in BuildKit.
+The caller describes the base as text and gives a ``seed`` that fills a new data dir.
 
 Sharing, as BuildKit documents it: ``shared`` (the default) lets any number of builds use the
 directory at once (a shared lock, so prune waits); ``locked`` waits until no other build uses
 it and then has it alone (an exclusive lock); ``private`` takes the directory when no other
-build uses it and otherwise another instance (an existing idle one, else a new empty one),
-so concurrent writers never see each other.  A new directory gets ``mode`` (default 0755),
-``uid`` and ``gid`` (default 0), and, with ``seed``, a copy of that tree first.  The content
-is never part of a layer or of a step's cache key.
+build uses it and otherwise another instance (an existing idle one, else a new one from the
+same base), so concurrent writers never see each other.  The content is never part of a layer
+or of a step's cache key.
 """
 
 from __future__ import annotations
@@ -39,20 +44,23 @@ class CacheMountInfo:
     size: int
     instances: int
     in_use: bool
+    base: str = ""              # what it started from: "" (empty), a mode and owner, an image
 
 
-def _dir(store: Store, cache_id: str) -> Path:
-    return store.cache_mounts_root() / hashlib.sha256(cache_id.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+def _dir(store: Store, cache_id: str, base: str) -> Path:
+    name = hashlib.sha256(f"{cache_id}\n{base}".encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    return store.cache_mounts_root() / name
 
 
 @contextlib.contextmanager
-def acquire(store: Store, cache_id: str, *, sharing: str, mode: int | None = None, uid: int | None = None,
-            gid: int | None = None, seed: Callable[[Path], None] | None = None) -> Iterator[Path]:
-    """The data dir of cache ``cache_id``, held for the block with ``sharing``'s lock.  A new
-    one is filled by ``seed(dir)`` first, when given."""
-    top = _dir(store, cache_id)
+def acquire(store: Store, cache_id: str, *, sharing: str, base: str = "",
+            seed: Callable[[Path], None] | None = None) -> Iterator[Path]:
+    """The data dir of cache (``cache_id``, ``base``), held for the block with ``sharing``'s
+    lock.  A new one (0755, root's) is filled by ``seed(dir)`` first, when given."""
+    top = _dir(store, cache_id, base)
     top.mkdir(parents=True, exist_ok=True)
     (top / "id").write_text(cache_id)
+    (top / "base").write_text(base)
     if sharing == "private":
         instance, fd = _private_instance(top)
     else:
@@ -63,7 +71,7 @@ def acquire(store: Store, cache_id: str, *, sharing: str, mode: int | None = Non
     try:
         data = instance / "data"
         if not data.exists():
-            _create(instance, mode, uid, gid, seed)
+            _create(instance, seed)
         yield data
     finally:
         os.close(fd)
@@ -84,17 +92,16 @@ def _private_instance(top: Path) -> tuple[Path, int]:
             n += 1
 
 
-def _create(instance: Path, mode: int | None, uid: int | None, gid: int | None,
-            seed: Callable[[Path], None] | None) -> None:
-    """Make the data dir, seeded and owned as asked, then rename it into place."""
+def _create(instance: Path, seed: Callable[[Path], None] | None) -> None:
+    """Make the data dir (0755, root's), seeded, then rename it into place."""
     tmp = instance / f"data.new-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir()
+        os.chown(tmp, 0, 0)
+        os.chmod(tmp, 0o755)
         if seed is not None:
             seed(tmp)
-        os.chown(tmp, uid or 0, gid or 0)
-        os.chmod(tmp, 0o755 if mode is None else mode)
         os.rename(tmp, instance / "data")
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -108,12 +115,13 @@ def listing(store: Store) -> list[CacheMountInfo]:
     for top in sorted(root.iterdir()) if root.is_dir() else ():
         try:
             cache_id = (top / "id").read_text()
+            base = (top / "base").read_text() if (top / "base").exists() else ""
         except OSError:
             continue
         instances = [p for p in sorted(top.iterdir()) if p.is_dir()]
         out.append(CacheMountInfo(cache_id, sum(tree_size(p / "data") for p in instances), len(instances),
-                                  any(_busy(p) for p in instances)))
-    return sorted(out, key=lambda c: c.id)
+                                  any(_busy(p) for p in instances), base))
+    return sorted(out, key=lambda c: (c.id, c.base))
 
 
 def prune(store: Store) -> tuple[int, int]:

@@ -225,7 +225,13 @@ class Store(StoreLayout):
         """Store an image's config and manifest; returns the image ID (config digest)."""
         image_id = self.put_blob_bytes(config_bytes)
         manifest_digest = self.put_blob_bytes(manifest_bytes)
-        self.atomic_write(self.image_record_path(image_id), manifest_digest.encode())
+        record = self.image_record_path(image_id)
+        try:
+            if record.read_bytes() == manifest_digest.encode():
+                return image_id           # stored already (a rebuild): no write, no fsync
+        except OSError:
+            pass
+        self.atomic_write(record, manifest_digest.encode())
         return image_id
 
     def put_config(self, config_bytes: bytes, diff_ids: tuple[str, ...] | list[str]) -> str:
@@ -263,6 +269,8 @@ class Store(StoreLayout):
     def set_tag(self, ref: str, image_id: str) -> None:
         with self.lock():
             tags = self.tags()
+            if tags.get(normalize_tag(ref)) == image_id:
+                return                    # already so: no write, no fsync
             tags[normalize_tag(ref)] = image_id
             self.atomic_write(self.tags_path(), json.dumps(tags, indent=1, sort_keys=True).encode())
 

@@ -4,7 +4,9 @@ Shell form runs under the current SHELL.  ARGs in scope are added to the environ
 docker classic records them, to created_by: ``|N K=V … <command>`` (the declared ones, sorted;
 undeclared proxy args are in the environment only).  Heredocs: see buildfile/heredoc.py.
 ``--mount`` values are expanded with the build's variables and validated here (a literal one
-was already checked by the parser); a relative target is relative to the working directory.
+was already checked by the parser); a relative or missing target is joined to the working
+directory, as BuildKit does (a bind without target under ``WORKDIR /app`` is on /app), and
+one that ends on ``/`` is refused.
 ``--network`` is default (today's: the host's network), none or host; ``--security=sandbox``
 changes nothing, ``insecure`` is refused."""
 
@@ -53,22 +55,22 @@ def _flags(inst: Run, state: State, scope: Scope) -> tuple[tuple[MountSpec, ...]
         try:
             if flag.name == "mount":
                 spec = runmount.parse_mount(value, ssh_index=sum(m.type == "ssh" for m in mounts))
-                mounts.append(replace(spec, target=_absolute(spec.target, workdir)))
+                if spec.target or spec.env is None:        # BuildKit: Join("/", workdir, target)
+                    spec = replace(spec, target=_absolute(spec.target, workdir))
+                    if spec.target == "/":
+                        raise MountError('invalid mount target "/"',
+                                         "target=PATH: where the mount appears (not / itself)")
+                mounts.append(spec)
             elif flag.name == "network":
                 network = runmount.parse_network(value)
             elif flag.name == "security" and runmount.parse_security(value) == "insecure":
                 raise MountError("--security=insecure is not allowed: pybuild runs every RUN confined")
         except MountError as e:
             raise _at(flag, inst, f"--{flag.name}={value}: {e}", e.hint) from None
-    for spec in mounts:
-        if spec.target in ("", "/") and spec.env is None:
-            raise _at(None, inst, f"invalid mount target {spec.target!r}", None)
     return tuple(mounts), network
 
 
 def _absolute(target: str, workdir: str) -> str:
-    if not target:
-        return target
     path = posixpath.normpath(posixpath.join(workdir, target))
     return "/" + path.lstrip("/")
 
