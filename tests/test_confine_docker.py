@@ -1,11 +1,12 @@
 """Differential: what a RUN step's command is confined by, under docker's classic builder (on a
 dockerd the test starts) and under pybuild, from the same base and the same commands.
 
-Compared: the five capability sets, no_new_privs and the seccomp mode, as root and as USER
-user; the answer (errno) of 58 system calls docker's profile treats specially, each called with
-bad arguments (tests/escape/pbescape.c ``probe``); /dev; and every mount the command sees (mount
-point, type, per-mount options).  Where pybuild differs on purpose, the difference is spelled
-out below and asserted as such, so a change on either side shows."""
+Compared: the five capability sets, no_new_privs, the seccomp mode and the supplementary
+groups, as root and as USER user, user:root and 1000; the answer (errno) of 58 system calls
+docker's profile treats specially, each called with bad arguments (tests/escape/pbescape.c
+``probe``); /dev; and every mount the command sees (mount point, type, per-mount options).
+Where pybuild differs on purpose, the difference is spelled out below and asserted as such,
+so a change on either side shows."""
 
 from __future__ import annotations
 
@@ -30,17 +31,19 @@ PROBED = ("mount umount2 pivot_root unshare setns clone3 kexec_load kexec_file_l
 NEWER_PROFILE = {"name_to_handle_at", "process_vm_readv"}
 
 STEPS = (
-    "grep -E '^(Cap|NoNewPrivs|Seccomp)' /proc/self/status | tr '\\t' ' ' | sed 's/^/@@status /'",
+    "grep -E '^(Cap|NoNewPrivs|Seccomp|Groups)' /proc/self/status | tr '\\t' ' ' | sed 's/^/@@status /'; "
+    "id | sed 's/^/@@status /'",
     f"/pbescape probe {' '.join(PROBED)} | sed 's/^/@@probe /'",
     "cd /dev && stat -c '@@dev %n %A %u %g %t:%T' *",
     "awk '{print \"@@mount\", $5, $6, $(NF-2)}' /proc/self/mountinfo",
 )
-USER_STEP = "grep -E '^Cap' /proc/self/status | tr '\\t' ' ' | sed 's/^/@@user /'"
+USER_STEP = "grep -E '^(Cap|Groups)' /proc/self/status | tr '\\t' ' ' | sed 's/^/@@user /'; id | sed 's/^/@@user /'"
 
 
 def buildfile(run_flags: str) -> str:
     runs = "".join(f"RUN {run_flags}{step}\n" for step in STEPS)
-    return f"FROM pbtest/busybox:base\nCOPY pbescape /pbescape\n{runs}USER user\nRUN {run_flags}{USER_STEP}\n"
+    users = "".join(f"USER {user}\nRUN {run_flags}{USER_STEP}\n" for user in ("user", "user:root", "1000"))
+    return f"FROM pbtest/busybox:base\nCOPY pbescape /pbescape\n{runs}{users}"
 
 
 def said(output: str) -> list[str]:

@@ -338,7 +338,9 @@ def _exec_inner(merged: str, spec: RunSpec, out_w: int, confinement: Confinement
 
 def _resolve_user(user: str) -> tuple[int, int, list[int], str]:
     """uid, gid, supplementary groups and home for USER, read from the root's own
-    /etc/passwd and /etc/group (never the host's NSS)."""
+    /etc/passwd and /etc/group (never the host's NSS).  The supplementary groups are, as in a
+    docker container, the primary gid and — unless USER names a group — every group that
+    lists the user."""
     name, _, group = (user or "0").partition(":")
     passwd = _read_db("/etc/passwd")
     entry = next((e for e in passwd if e[0] == name or (name.isdigit() and e[2] == name)), None)
@@ -359,10 +361,10 @@ def _resolve_user(user: str) -> tuple[int, int, list[int], str]:
             if g is None:
                 raise errors.SandboxError(f"unable to find group {group}: no matching entries in group file")
             gid = int(g[2])
-        return uid, gid, [], home
+        return uid, gid, [gid], home
     login = entry[0] if entry is not None else None
-    supplementary = sorted({int(e[2]) for e in groups_db
-                            if login and len(e) > 3 and login in e[3].split(",") and e[2].isdigit()})
+    supplementary = sorted({gid} | {int(e[2]) for e in groups_db
+                                    if login and len(e) > 3 and login in e[3].split(",") and e[2].isdigit()})
     return uid, gid, supplementary, home
 
 
