@@ -169,7 +169,7 @@ def test_one_id_only_without_subordinate_ids(rootless_user):
     rootless_user.pybuild("import", str(rootfs), "one/base", root=root, env=env)
     proc = user_build(rootless_user, "FROM one/base\nRUN [\"/bin/busybox\", \"mkdir\", \"/made\"]\n", "single-ok",
                       "--root", str(root), env=env)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     assert ("[WARNING]: rootless with one id only, as newuidmap/newgidmap are not installed (apt-get install "
             "uidmap): files can be owned by root alone") in proc.stderr
     proc = user_build(rootless_user, "FROM one/base\nRUN [\"/bin/busybox\", \"chown\", \"1000\", \"/bin\"]\n",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,13 +109,18 @@ def overlay_problem(store: Store) -> str:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def snapshotter_in_use(store: Store, option: str | None = None) -> str:
+def snapshotter_in_use(store: Store | None, option: str | None = None) -> str:
     """What a build with ``--snapshotter option`` would use here, for people (``pybuild info``):
-    ``overlay``, ``copy (requested)`` or ``copy (overlay cannot be mounted: …)``."""
+    ``overlay``, ``copy (requested)`` or ``copy (overlay cannot be mounted: …)``.  Without a
+    store (none created yet), overlay is tried in a temporary directory instead."""
     name = requested(option)
     if name != "auto":
         return f"{name} (requested)"
-    problem = overlay_problem(store)
+    if store is not None:
+        problem = overlay_problem(store)
+    else:
+        with tempfile.TemporaryDirectory(prefix="pybuild-probe-") as scratch:
+            problem = probe.overlay_problem(Path(scratch))
     return f"copy (overlay cannot be mounted: {problem})" if problem else "overlay"
 
 

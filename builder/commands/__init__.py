@@ -10,7 +10,7 @@ from pathlib import Path
 
 #: Command modules, in the order they register their commands.
 MODULES = ("build", "syntax", "archive", "images", "containers", "layerdirs", "analysis", "analyze", "storage",
-           "registry")
+           "registry", "info")
 
 #: Which module registers each command, so that running one imports only its module
 #: (start-up time counts: a warm build should take a fraction of a second).
@@ -25,6 +25,7 @@ COMMANDS = {
     "analyze": "analyze", "report": "analyze", "cp": "analyze",
     "df": "storage", "prune": "storage", "check": "storage",
     "pull": "registry", "push": "registry", "login": "registry",
+    "info": "info",
 }
 
 #: The families `pybuild --help` lists the commands in, in order (as docker's help groups its
@@ -37,6 +38,7 @@ FAMILIES = (
     ("Containers", ("run", "commit", "ps", "rm")),
     ("Registry", ("pull", "push", "login")),
     ("Store", ("df", "prune", "check")),
+    ("System", ("info",)),
 )
 
 

@@ -49,7 +49,9 @@ def mount_sys(target: str) -> None:
     the host's /sys (with what is mounted below it) bound and made read-only."""
     if not userns.in_user_namespace():
         overlay.mount("sysfs", target, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
-        overlay.mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+        # read-only as a mount too (the superblock may be the host's): the flags said again,
+        # since a bind remount sets exactly the flags it is given
+        overlay.mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
         return
     overlay.mount("/sys", target, None, MS_BIND | MS_REC)
     flags = os.statvfs(target).f_flag

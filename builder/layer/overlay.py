@@ -158,18 +158,19 @@ def umount(target: str, flags: int = 0) -> None:
         raise SandboxError(f"umount {target}: {os.strerror(err)}")
 
 
-def mount_overlay(m: OverlayMount) -> None:
-    """Mount ``m`` in the current mount namespace.  Changes the process's cwd to ``m.cwd``
-    (relative lowers, upper and work are resolved there)."""
+def mount_overlay(m: OverlayMount, *, flags: int = 0) -> None:
+    """Mount ``m`` in the current mount namespace, with mount ``flags`` (MS_NOSUID, MS_NODEV,
+    MS_NOEXEC) from the start.  Changes the process's cwd to ``m.cwd`` (relative lowers,
+    upper and work are resolved there)."""
     m.check()
     os.chdir(m.cwd)
     if m.uses_mount_api:
-        _mount_overlay_api(m)
+        _mount_overlay_api(m, flags)
     else:
-        mount(m.source, m.target, "overlay", MS_RDONLY if m.read_only else 0, m.options)
+        mount(m.source, m.target, "overlay", (MS_RDONLY if m.read_only else 0) | flags, m.options)
 
 
-def _mount_overlay_api(m: OverlayMount) -> None:
+def _mount_overlay_api(m: OverlayMount, flags: int = 0) -> None:
     """fsopen → one fsconfig per parameter → create → fsmount → move_mount onto ``m.target``."""
     what = f"mount overlay on {m.target} ({len(m.lowers)} lowers, new mount API)"
     fd = _syscall(SYS_FSOPEN, b"overlay", FSOPEN_CLOEXEC)
@@ -185,7 +186,8 @@ def _mount_overlay_api(m: OverlayMount) -> None:
                              hint=" (lowerdir+ needs Linux 6.8 or later)" if i == 1 else "")
         if _syscall(SYS_FSCONFIG, fd, FSCONFIG_CMD_CREATE, None, None, 0) < 0:
             _raise_fs_error(fd, f"{what}: create")
-        mfd = _syscall(SYS_FSMOUNT, fd, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY if m.read_only else 0)
+        # MOUNT_ATTR_NOSUID/NODEV/NOEXEC have the values of MS_NOSUID/NODEV/NOEXEC
+        mfd = _syscall(SYS_FSMOUNT, fd, FSMOUNT_CLOEXEC, (MOUNT_ATTR_RDONLY if m.read_only else 0) | flags)
         if mfd < 0:
             _raise_fs_error(fd, f"{what}: fsmount")
         try:

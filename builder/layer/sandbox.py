@@ -1,16 +1,18 @@
 """Running things over an overlay union without leaving anything behind.
 
 Everything happens in a forked child that first enters new mount, pid, uts and ipc
-namespaces.  The overlay and the sandbox mounts (/proc, a minimal /dev, read-only /sys,
-private copies of the host's resolv.conf and hosts) exist only in that mount namespace, so
-they vanish with it — after a normal exit, a failed command, Ctrl-C or a SIGKILL of pybuild
+namespaces; the command itself is confined as docker confines a container (layer/confine.py:
+pivot_root with the old root detached, docker's capabilities and seccomp profile, masked /proc,
+every mount of the root ``nodev``).  The overlay and the sandbox mounts (/proc, a minimal
+/dev, read-only /sys, private copies of the host's resolv.conf and hosts) exist only in that
+mount namespace, so they vanish with it — after a normal exit, a failed command, Ctrl-C or a SIGKILL of pybuild
 (both children carry PR_SET_PDEATHSIG).  The host never sees one of these mounts.
 
 Mount points must not leak into the layer either: they come from an *init layer*, a lower
 directory just above the image (docker's ``-init`` layer), whose directories copy the image's
 own metadata, so a RUN that writes into /etc copies up /etc exactly as it is in the image.
 
-``run`` chroots and execs a command (RUN); ``call_in_root`` runs a Python function on the
+``run`` confines and execs a command (RUN); ``call_in_root`` runs a Python function on the
 merged dir (ADD, COPY, WORKDIR).  Both return only after every mount is gone.  A child reports
 back one pickled ``Outcome``: a PybuildError it raised is raised again in the parent as the
 same object (same type, same attributes); anything else is an internal error.
@@ -32,8 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from builder import errors
-from builder.layer import hostbinds, overlay, rootmount, runmounts, userns
-from builder.layer.overlay import MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_STRICTATIME
+from builder.layer import confine, devfs, hostbinds, overlay, rootmount, runmounts
+from builder.layer.confine import Confinement
+from builder.layer.overlay import MNT_DETACH, MS_BIND
 from builder.layer.rootmount import RootMount
 from builder.layer.runmounts import RunMount
 from builder.layer.stack import LayerStack
@@ -50,7 +53,6 @@ _libc = ctypes.CDLL(None, use_errno=True)
 #: Placeholders in the init layer: mount points for the sandbox, never part of a layer.
 INIT_DIRS = ("dev", "proc", "sys", "etc")
 INIT_FILES = ("etc/resolv.conf", "etc/hosts", "etc/hostname")
-DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0))
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ def _pickled(outcome: Outcome) -> bytes:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """What to execute inside the chroot."""
+    """What to execute inside the root."""
 
     argv: tuple[str, ...]
     env: tuple[str, ...]           # "K=V", as in the image config
@@ -140,7 +142,7 @@ def host_files() -> dict[str, bytes]:
 
 def run(mount: RootMount, spec: RunSpec, on_output: Callable[[bytes], None] | None, *,
         files_dir: Path) -> int:
-    """Run ``spec`` chrooted in the union; stream its output (stdout and stderr merged) to
+    """Run ``spec`` confined in the union; stream its output (stdout and stderr merged) to
     ``on_output`` — or, when it is None, let the command use pybuild's own stdin, stdout and
     stderr (``pybuild run``); return its exit status (128+N if killed by signal N).
     ``files_dir`` holds the private resolv.conf/hosts/hostname that ``make_init_layer`` wrote."""
@@ -226,6 +228,7 @@ def _child_run(mount: RootMount, spec: RunSpec, files_dir: str, out_w: int, ctl_
         if out_w >= 0:              # a build: Ctrl-C goes to pybuild, which kills us explicitly
             os.setpgid(0, 0)
         isolated = spec.network == "none"
+        confinement = confine.prepare(spec.network)     # caps and seccomp filter, before any mount
         _enter_namespaces(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | (CLONE_NEWNET if isolated else 0))
         if isolated:
             runmounts.loopback_up()
@@ -235,10 +238,11 @@ def _child_run(mount: RootMount, spec: RunSpec, files_dir: str, out_w: int, ctl_
         _libc.sethostname(hostname.encode(), len(hostname.encode()))
         _mount_sandbox(merged, files_dir)
         stubs = runmounts.mount_all(merged, spec.mounts, _work_dir(files_dir)) if spec.mounts else []
+        confine.seal_devices(merged)                # every mount of the root nodev, /dev's aside
         inner = os.fork()
         if inner == 0:
             os.close(ctl_w)
-            _exec_inner(merged, spec, out_w)        # never returns
+            _exec_inner(merged, spec, out_w, confinement)        # never returns
         if out_w >= 0:
             os.close(out_w)
         os.write(ctl_w, f"pid {inner}\n".encode())
@@ -293,31 +297,18 @@ def _parse_report(data: bytes) -> tuple[int | None, Outcome | None]:
 
 
 def _mount_sandbox(merged: str, files_dir: str) -> None:
-    dev = f"{merged}/dev"
-    overlay.mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k")
-    for name, major, minor in DEVICES:
-        hostbinds.make_device(f"{dev}/{name}", major, minor)
-    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx")):
-        os.symlink(target, f"{dev}/{name}")
-    os.mkdir(f"{dev}/pts", 0o755)
-    overlay.mount("devpts", f"{dev}/pts", "devpts", MS_NOSUID | MS_NOEXEC,
-                  "newinstance,ptmxmode=0666,mode=0620")
-    os.mkdir(f"{dev}/shm", 0o1777)
-    overlay.mount("shm", f"{dev}/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k")
+    devfs.mount_dev(merged)
     hostbinds.mount_sys(f"{merged}/sys")
     for rel in INIT_FILES:
         src = os.path.join(files_dir, rel.replace("/", "_"))
         overlay.mount(src, f"{merged}/{rel}", None, MS_BIND)
 
 
-def _exec_inner(merged: str, spec: RunSpec, out_w: int) -> None:
-    """PID 1 of the new pid namespace: mount /proc, chroot, drop to the user, exec."""
+def _exec_inner(merged: str, spec: RunSpec, out_w: int, confinement: Confinement) -> None:
+    """PID 1 of the new pid namespace: mount /proc, pivot_root, drop to the user, exec."""
     try:
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        overlay.mount("proc", f"{merged}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-        os.chroot(merged)
-        os.chdir("/")
+        confine.enter_root(merged)              # own mount namespace, /proc, pivot_root
         if out_w >= 0:                          # a build step: no stdin, output to the pipe
             null = os.open("/dev/null", os.O_RDONLY)
             os.dup2(null, 0)
@@ -333,9 +324,7 @@ def _exec_inner(merged: str, spec: RunSpec, out_w: int) -> None:
             os.chdir(spec.workdir or "/")
         except OSError as e:
             raise errors.SandboxError(f"cannot enter working directory {spec.workdir}: {e.strerror}") from e
-        userns.set_groups(groups)
-        os.setgid(gid)
-        os.setuid(uid)
+        confine.drop_to(confinement, uid=uid, gid=gid, groups=groups)    # caps, seccomp, user
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         os.execvpe(spec.argv[0], list(spec.argv), env)
     except FileNotFoundError:
@@ -347,8 +336,10 @@ def _exec_inner(merged: str, spec: RunSpec, out_w: int) -> None:
 
 
 def _resolve_user(user: str) -> tuple[int, int, list[int], str]:
-    """uid, gid, supplementary groups and home for USER, read from the chroot's own
-    /etc/passwd and /etc/group (never the host's NSS)."""
+    """uid, gid, supplementary groups and home for USER, read from the root's own
+    /etc/passwd and /etc/group (never the host's NSS).  The supplementary groups are, as in a
+    docker container, the primary gid and — unless USER names a group — every group that
+    lists the user."""
     name, _, group = (user or "0").partition(":")
     passwd = _read_db("/etc/passwd")
     entry = next((e for e in passwd if e[0] == name or (name.isdigit() and e[2] == name)), None)
@@ -369,10 +360,10 @@ def _resolve_user(user: str) -> tuple[int, int, list[int], str]:
             if g is None:
                 raise errors.SandboxError(f"unable to find group {group}: no matching entries in group file")
             gid = int(g[2])
-        return uid, gid, [], home
+        return uid, gid, [gid], home
     login = entry[0] if entry is not None else None
-    supplementary = sorted({int(e[2]) for e in groups_db
-                            if login and len(e) > 3 and login in e[3].split(",") and e[2].isdigit()})
+    supplementary = sorted({gid} | {int(e[2]) for e in groups_db
+                                    if login and len(e) > 3 and login in e[3].split(",") and e[2].isdigit()})
     return uid, gid, supplementary, home
 
 

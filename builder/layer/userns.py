@@ -127,15 +127,22 @@ def user_mapping() -> str:
     return f"rootless (when a command opens the store): {planned.describe()} ({how})"
 
 
+def gid_mapped(gid: int) -> bool:
+    """Whether group ``gid`` exists in this process's user namespace (always, outside one)."""
+    if not in_user_namespace():
+        return True
+    return idmap.parse_proc_map(_read("/proc/self/gid_map")).to_host(gid) is not None
+
+
 def can_setgroups() -> bool:
     """False where /proc/self/setgroups says ``deny`` (a single-id mapping written by us)."""
     return _read("/proc/self/setgroups").strip() != "deny"
 
 
 def set_groups(groups: list[int]) -> None:
-    """setgroups(2) for a RUN's user; with no groups to set where setgroups is denied (a
-    single-id mapping), the process keeps the groups it has, which it cannot drop."""
-    if groups or can_setgroups():
+    """setgroups(2) for a RUN's user.  Where setgroups is denied (a single-id mapping: no other
+    group exists there anyway) the process keeps the groups it has, which it cannot change."""
+    if can_setgroups():
         os.setgroups(groups)
 
 

@@ -1,6 +1,10 @@
 """``pybuild mount IMAGE DIR`` / ``pybuild umount DIR``: an image's union, read-only, on a
 directory of the host — the one deliberate exception to "no mount reaches the host", so it
-outlives pybuild.  Mounts carry the source name ``pybuild``; umount refuses anything else."""
+outlives pybuild.  Mounts carry the source name ``pybuild``; umount refuses anything else.
+
+The union is mounted ``nosuid,nodev`` from the start: an image may hold a setuid-root file or
+a device node (a RUN may make both, as in docker), and on the host either would hand any
+user who can reach DIR root or a host device."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from pathlib import Path
 
 from builder.errors import SandboxError, StoreError
 from builder.layer import overlay, userns
-from builder.layer.overlay import OverlayMount
+from builder.layer.overlay import MS_NODEV, MS_NOSUID, OverlayMount
 from builder.oci.config import parse_config
 from builder.oci.digest import chain_ids
 from builder.store.layout import EMPTY_LOWER
@@ -50,7 +54,7 @@ def mount_image(store: Store, image_id: str, target: Path) -> str:
     m = image_overlay(store, image_id, target_s)
     cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        overlay.mount_overlay(m)
+        overlay.mount_overlay(m, flags=MS_NOSUID | MS_NODEV)
     except SandboxError as e:
         if userns.in_user_namespace():
             raise SandboxError(f"{e} (pybuild mount needs root: an ordinary user's pybuild runs in a user "

@@ -65,6 +65,12 @@ class Store(StoreLayout):
     def __init__(self, root: str | Path) -> None:
         super().__init__(root)
         try:
+            # 0700, as docker's data root: layers hold what RUN made, setuid files and device
+            # nodes too, which must not be reachable by the host's other users
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            st = self.root.stat()
+            if st.st_mode & 0o077 and st.st_uid == os.geteuid():      # made by an older pybuild
+                os.chmod(self.root, 0o700)
             for sub in DIRS:
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
         except OSError as e:
