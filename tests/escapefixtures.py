@@ -7,8 +7,8 @@ the host's sentinels, and the way a build is run in each mode.
   one piece of host state (mount table, kernel modules, network, core_pattern, …) that no row
   may change.  ``restore`` puts back what an escape did change, so a failing row (or a run
   with confinement switched off by hand) leaves the machine as it was.
-- ``Mode``: how builds run.  Only ``root`` exists; rootless builds (issue 13, part 3) add a
-  mode whose ``build`` runs pybuild as an ordinary user, and the same table runs under it.
+- ``Mode``: how builds run: as root, or rootless (pybuild run by an ordinary user, in its user
+  namespace); the same table runs under both.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 
 from buildfixtures import Built, build, pybuild
 from dockerd import require_tool
+from rootlessfixtures import RootlessUser
 
 HELPER_SOURCE = Path(__file__).resolve().parent / "escape" / "pbescape.c"
 NOBODY = 65534
@@ -170,17 +171,40 @@ class Host:
 # == modes =======================================================================================
 @dataclass(frozen=True)
 class Mode:
-    """How the corpus builds: ``name`` for the test ids; ``build`` runs one build."""
+    """How the corpus builds: ``name`` for the test ids; ``user`` (rootless) is the ordinary
+    user (tests/rootlessfixtures.py) whose pybuild runs every build, in its user namespace."""
 
     name: str
+    user: RootlessUser | None = None
+
+    def give(self, path: Path) -> Path:
+        """Make ``path`` (a context, the store's dir) the builder's: the rootless user's."""
+        if self.user is not None:
+            self.user.own(path)
+        return path
 
     def build(self, store: Path, context: Path, buildfile: str, *, tag: str) -> Built:
-        if self.name != "root":
-            raise AssertionError(f"no such mode {self.name}")
-        return build(store, context, "--no-cache", buildfile=buildfile, tag=tag, check=False, validate=False)
+        if self.user is None:
+            return build(store, context, "--no-cache", buildfile=buildfile, tag=tag, check=False, validate=False)
+        path = context.parent / f"{tag.replace('/', '_')}.Buildfile"
+        path.write_text(buildfile)
+        self.give(path)
+        proc = self.user.pybuild("build", "--no-cache", "-f", str(path), "-t", tag, str(context), root=store,
+                                 check=False)
+        return Built(proc, store, tag)
 
     def pybuild(self, *args: str, store: Path):
-        return pybuild(*args, root=store, check=False)
+        if self.user is None:
+            return pybuild(*args, root=store, check=False)
+        return self.user.pybuild(*args, root=store, check=False)
 
 
-MODES = (Mode("root"),)
+
+#: The modes by name; "rootless" gets its user from the ``rootless_user`` fixture.
+MODE_NAMES = ("root", "rootless")
+
+
+def plants(mode: str, where: str, run: str) -> bool:
+    """Whether a PLANTED row applies in ``mode``: rootless, `pybuild mount` is refused (there
+    is no mount to use a planted file through) and no device node can be made at all."""
+    return mode == "root" or (where != "mount" and "mknod" not in run)
