@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from builder.analysis.entries import Entry, read_entries
 from builder.errors import ArchiveError, ManifestError, PybuildError, RegistryError, UsageError
-from builder.export.archive import ArchiveReader, read_archive
+from builder.export.archive import ArchiveReader, MemberReader, read_archive
 from builder.oci.config import ImageConfig, host_architecture, parse_config
 from builder.oci.digest import hex_of
 from builder.oci.manifest import INDEX_TYPES, MANIFEST_TYPES, Descriptor, Index, Manifest
@@ -162,7 +161,7 @@ def _from_store(store: Store, source: Source) -> Image:
 
 
 # -- archives and layouts --------------------------------------------------------------------
-class DirReader:
+class DirReader(MemberReader):
     """An OCI layout directory read like an archive (``ArchiveReader``'s read side)."""
 
     def __init__(self, path: Path) -> None:
@@ -177,26 +176,13 @@ class DirReader:
         return self._file(name).is_file()
 
     @contextlib.contextmanager
-    def open(self, name: str) -> Iterator[BinaryIO]:
+    def open(self, name: str) -> Iterator[IO[bytes]]:
         try:
             f = open(self._file(name), "rb")
         except OSError as e:
             raise ArchiveError(f"{self.path}: read {name}: {e.strerror}") from e
         with f:
             yield f
-
-    def read(self, name: str, limit: int = 16 << 20) -> bytes:
-        with self.open(name) as f:
-            data = f.read(limit + 1)
-        if len(data) > limit:
-            raise ArchiveError(f"{self.path}: {name} is larger than {limit} bytes")
-        return data
-
-    def read_json(self, name: str) -> Any:
-        try:
-            return json.loads(self.read(name))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ArchiveError(f"{self.path}: {name} is not valid JSON: {e}") from e
 
 
 Reader = ArchiveReader | DirReader

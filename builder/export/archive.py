@@ -82,7 +82,31 @@ def write_archive(out_path: str | Path) -> Iterator[ArchiveWriter]:
         raise
 
 
-class ArchiveReader:
+class MemberReader:
+    """What reading an archive's members by name shares, whatever holds them: ``open`` is the
+    holder's; a member read whole is bounded, and a JSON member that does not parse is named."""
+
+    path: Path
+
+    def open(self, name: str) -> contextlib.AbstractContextManager[IO[bytes]]:
+        raise NotImplementedError
+
+    def read(self, name: str, limit: int = MAX_JSON) -> bytes:
+        with self.open(name) as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise ArchiveError(f"{self.path}: {name} is larger than {limit} bytes")
+        return data
+
+    def read_json(self, name: str) -> Any:
+        data = self.read(name)
+        try:
+            return json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ArchiveError(f"{self.path}: {name} is not valid JSON: {e}") from e
+
+
+class ArchiveReader(MemberReader):
     """Random access to the members of an archive tar, by normalised path (no ``./``)."""
 
     def __init__(self, tar: tarfile.TarFile, path: Path) -> None:
@@ -113,20 +137,6 @@ class ArchiveReader:
             raise ArchiveError(f"{self.path}: {name} is not a regular file")
         with f:
             yield f
-
-    def read(self, name: str, limit: int = MAX_JSON) -> bytes:
-        with self.open(name) as f:
-            data = f.read(limit + 1)
-        if len(data) > limit:
-            raise ArchiveError(f"{self.path}: {name} is larger than {limit} bytes")
-        return data
-
-    def read_json(self, name: str) -> Any:
-        data = self.read(name)
-        try:
-            return json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ArchiveError(f"{self.path}: {name} is not valid JSON: {e}") from e
 
 
 @contextlib.contextmanager

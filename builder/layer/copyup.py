@@ -98,6 +98,15 @@ def _copy_entry(root: str, rel: str, fmt: int, dirfd: int, name: str) -> None:
     """Make ``name`` in ``dirfd`` a copy of the working root's non-directory ``rel``."""
     src = os.path.join(root, rel)
     st = os.lstat(src)
+    if make_node(src, st, dirfd, name):
+        _attrs(root, rel, dirfd, name, st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode), link=fmt == stat.S_IFLNK)
+
+
+def make_node(src: str, st: os.stat_result, dirfd: int, name: str) -> bool:
+    """Make ``name`` in ``dirfd`` a new non-directory like ``src`` (stat ``st``): a regular
+    file's data, a symlink's target, a fifo or a device node, mode 0600 until its owner's
+    attributes are set.  False for a socket, which no tar writer keeps: nothing is made."""
+    fmt = stat.S_IFMT(st.st_mode)
     if fmt == stat.S_IFREG:
         fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dirfd)
         try:
@@ -115,8 +124,8 @@ def _copy_entry(root: str, rel: str, fmt: int, dirfd: int, name: str) -> None:
     elif fmt in (stat.S_IFCHR, stat.S_IFBLK):
         os.mknod(name, fmt | 0o600, st.st_rdev, dir_fd=dirfd)
     else:
-        return                                  # a socket: no tar writer keeps one
-    _attrs(root, rel, dirfd, name, st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode), link=fmt == stat.S_IFLNK)
+        return False
+    return True
 
 
 def _attrs(root: str, rel: str, dirfd: int, name: str, uid: int, gid: int, mode: int, *, link: bool = False) -> None:

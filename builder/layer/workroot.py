@@ -25,7 +25,7 @@ from pathlib import Path
 
 from builder.errors import LayerError
 from builder.layer import userns, whiteout
-from builder.layer.copyup import copy_data, copy_xattrs
+from builder.layer.copyup import copy_xattrs, make_node
 from builder.layer.root import RootDir, remove_all
 
 #: What a RUN needs in its root, as the init layer provides it (layer/sandbox.py INIT_*).
@@ -88,24 +88,7 @@ def _apply_entry(src: str, st: os.stat_result, dirfd: int, name: str, rel: str) 
 
 
 def _copy_non_dir(src: str, st: os.stat_result, dirfd: int, name: str) -> None:
-    fmt = stat.S_IFMT(st.st_mode)
-    if fmt == stat.S_IFREG:
-        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dirfd)
-        try:
-            source = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            try:
-                copy_data(source, fd)
-            finally:
-                os.close(source)
-        finally:
-            os.close(fd)
-    elif fmt == stat.S_IFLNK:
-        os.symlink(os.readlink(src), name, dir_fd=dirfd)
-    elif fmt == stat.S_IFIFO:
-        os.mkfifo(name, 0o600, dir_fd=dirfd)
-    elif fmt in (stat.S_IFCHR, stat.S_IFBLK):
-        os.mknod(name, fmt | 0o600, st.st_rdev, dir_fd=dirfd)
-    else:
+    if not make_node(src, st, dirfd, name):
         return
     _own(src, st, dirfd, name)
     os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dirfd, follow_symlinks=False)
