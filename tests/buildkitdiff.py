@@ -34,21 +34,16 @@ heredocs as printf/sh -c, an ``env`` secret read from its file.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from buildfixtures import Entry, build, make_context, pybuild
 from dockerd import DockerDaemon
-from imagecheck import config_view
-from listing import tree_lines
+from imagecheck import chain_rootfs_lines, config_view
 
 from builder.export.docker_archive import load
-from builder.layer import sandbox
-from builder.layer.overlay import OverlayMount
 from builder.oci.config import parse_config
 from builder.oci.digest import chain_ids
 from builder.store.store import Store
@@ -171,19 +166,9 @@ def step_rootfs(store: Store, image_id: str, skip: int = 1) -> list[list[str]]:
         if n < skip:
             continue
         if layers not in seen:
-            seen[layers] = [line for line in _rootfs(store, chains[:layers]) if line not in RUNC_DIRS]
+            seen[layers] = [line for line in chain_rootfs_lines(store, chains[:layers]) if line not in RUNC_DIRS]
         out.append(seen[layers])
     return out
-
-
-def _rootfs(store: Store, chains: list[str]) -> list[str]:
-    with tempfile.TemporaryDirectory(dir=store.root / "tmp") as tmp:
-        for sub in ("upper", "work", "merged"):
-            os.mkdir(os.path.join(tmp, sub))
-        mount = OverlayMount(lowers=tuple(store.short_layer_path(c) for c in reversed(chains)),
-                             upper=f"{tmp}/upper", work=f"{tmp}/work", target=f"{tmp}/merged",
-                             cwd=str(store.root))
-        return sandbox.call_in_root(mount, lambda merged: tree_lines(Path(merged)))
 
 
 def config_of(store: Store, image_id: str) -> dict:

@@ -53,8 +53,11 @@ def layer_lines(store: Store, image_id: str, skip: int) -> list[list[str]]:
 
 def rootfs_lines(store: Store, image_id: str) -> list[str]:
     """The image's root filesystem (all layers, union semantics) in the conformance format."""
-    cfg = parse_config(store.image_config(image_id))
-    chains = chain_ids(cfg.diff_ids)
+    return chain_rootfs_lines(store, chain_ids(parse_config(store.image_config(image_id)).diff_ids))
+
+
+def chain_rootfs_lines(store: Store, chains: list[str]) -> list[str]:
+    """The union of the stored layers ``chains`` (base first) in the conformance format."""
     with tempfile.TemporaryDirectory(dir=store.root / "tmp") as tmp:
         for sub in ("upper", "work", "merged"):
             os.mkdir(os.path.join(tmp, sub))

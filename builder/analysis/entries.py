@@ -25,7 +25,8 @@ from builder.errors import LayerError
 from builder.layer.compression import decompressed
 from builder.layer.whiteout import OPAQUE_MARKER, WHITEOUT_META_PREFIX, WHITEOUT_PREFIX
 
-#: Bytes read at a time while hashing a member's content.
+#: Bytes read at a time while hashing a member's content: smaller than oci.digest.CHUNK, so
+#: that reading a layer holds under 4 MiB at once (test_a_big_layer_is_streamed_not_held).
 CHUNK = 256 << 10
 
 # tar type flags (the byte in the header; dive's JSON prints its value: "0" is 48)

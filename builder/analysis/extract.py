@@ -27,6 +27,7 @@ from builder.analysis.sources import Image
 from builder.analysis.union import Union, Visible
 from builder.errors import PybuildError, UsageError
 from builder.layer.compression import decompressed
+from builder.oci.digest import CHUNK
 
 MAX_LINKS = 40
 
@@ -229,13 +230,10 @@ class _Writer:
         parts = self._parts(p)
         fd = self._parent_fd(parts)
         try:
-            try:
-                os.unlink(parts[-1], dir_fd=fd)
-            except FileNotFoundError:
-                pass
+            _remove(parts[-1], fd)
             out = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=fd)
             with os.fdopen(out, "wb") as f:
-                while chunk := src.read(1 << 20):
+                while chunk := src.read(CHUNK):
                     f.write(chunk)
                     self.copied.bytes += len(chunk)
                 os.fchmod(f.fileno(), mode & 0o777)
@@ -249,10 +247,7 @@ class _Writer:
         parts = self._parts(p)
         fd = self._parent_fd(parts)
         try:
-            try:
-                os.unlink(parts[-1], dir_fd=fd)
-            except FileNotFoundError:
-                pass
+            _remove(parts[-1], fd)
             os.symlink(target, parts[-1], dir_fd=fd)
         finally:
             os.close(fd)
@@ -272,3 +267,11 @@ class _Writer:
     def skip(self, p: str, why: str) -> None:
         self.copied.skipped += 1
         self.warn(f"skipped /{p}: {why}")
+
+
+def _remove(name: str, dir_fd: int) -> None:
+    """Remove a non-directory ``name`` if it is there: a later layer's entry replaces it."""
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass

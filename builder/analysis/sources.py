@@ -17,7 +17,6 @@ unread are drained and the sha256 and size compared at the end.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from builder.analysis.entries import Entry, read_entries
 from builder.errors import ArchiveError, ManifestError, PybuildError, RegistryError, UsageError
 from builder.export.archive import ArchiveReader, MemberReader, read_archive
 from builder.oci.config import ImageConfig, host_architecture, parse_config
-from builder.oci.digest import hex_of
+from builder.oci.digest import HashingReader, hex_of, sha256_bytes
 from builder.oci.manifest import INDEX_TYPES, MANIFEST_TYPES, Descriptor, Index, Manifest
 from builder.store.store import Store
 
@@ -37,7 +36,6 @@ from builder.store.store import Store
 OTHER_TRANSPORTS = ("docker-daemon", "containers-storage", "dir", "podman", "ostree", "sif", "tarball")
 KINDS = ("docker-archive", "oci-archive", "oci", "docker")
 _BLOB = re.compile(r"^(?:\./)?blobs/sha256/([0-9a-f]{64})$")
-CHUNK = 1 << 20
 
 #: Opens a layer blob; the context manager verifies the blob when the block ends normally.
 Opener = Callable[[], contextlib.AbstractContextManager[BinaryIO]]
@@ -256,7 +254,7 @@ def _name(desc: Descriptor) -> str:
 
 def _blob(reader: Reader, desc: Descriptor, source: Source) -> bytes:
     data = reader.read(_name(desc))
-    got = "sha256:" + hashlib.sha256(data).hexdigest()
+    got = sha256_bytes(data)
     if got != desc.digest:
         raise ArchiveError(f"{source}: blob {desc.digest} has digest {got}")
     return data
@@ -279,30 +277,22 @@ def _archive_opener(reader: Reader, name: str, digest: str | None) -> Opener:
     return opener
 
 
-class Verifying:
+class Verifying(HashingReader):
     """A reader that hashes what passes through it; ``finish`` reads the rest and checks the
     sha256 (and size) against ``digest`` (nothing to check when it is None)."""
 
     def __init__(self, src: Any, digest: str | None, size: int | None, what: str) -> None:
-        self._src, self._digest, self._size, self._what = src, digest, size, what
-        self._h = hashlib.sha256()
-        self._n = 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._src.read(n)
-        self._h.update(data)
-        self._n += len(data)
-        return data
+        super().__init__(src)
+        self._expected, self._expected_size, self._what = digest, size, what
 
     def finish(self, error: type[PybuildError]) -> None:
-        if self._digest is None:
+        if self._expected is None:
             return
-        while self.read(CHUNK):
-            pass
-        got = "sha256:" + self._h.hexdigest()
-        if got != self._digest or (self._size is not None and self._n != self._size):
-            raise error(f"{self._what}: content does not match its digest {self._digest} "
-                        f"(got {got}, {self._n} bytes); refused")
+        self.drain()
+        got = self.digest
+        if got != self._expected or (self._expected_size is not None and self.size != self._expected_size):
+            raise error(f"{self._what}: content does not match its digest {self._expected} "
+                        f"(got {got}, {self.size} bytes); refused")
 
 
 # -- a registry --------------------------------------------------------------------------------

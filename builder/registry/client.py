@@ -18,7 +18,7 @@ from urllib.parse import urljoin
 import requests
 
 from builder.errors import RegistryError
-from builder.oci.digest import sha256_bytes
+from builder.oci.digest import CHUNK, sha256_bytes
 from builder.oci.manifest import INDEX_TYPES, MANIFEST_TYPES
 from builder.registry.auth import (
     BearerToken,
@@ -325,7 +325,7 @@ class _Upload:
         return self._size
 
     def __iter__(self):
-        while chunk := self._f.read(1 << 20):
+        while chunk := self._f.read(CHUNK):
             self._sent += len(chunk)
             if self._report:
                 self._report(self._sent)
